@@ -1,0 +1,50 @@
+package zklock
+
+import "errors"
+
+// ErrLocked is returned by TryLock when another contender holds the lock.
+var ErrLocked = errors.New("zklock: locked by another holder")
+
+// ErrNotLocked is returned by Unlock when the Mutex does not hold the lock.
+var ErrNotLocked = errors.New("zklock: not locked")
+
+// ErrLockLost is the cause of a hold that ended without Unlock. It is always
+// wrapped together with the reason: ErrSessionExpired, ErrLossDeadline,
+// ErrNodeDeleted or ErrSessionClosed.
+var ErrLockLost = errors.New("zklock: lock lost")
+
+// ErrSessionExpired reports that the ZooKeeper session a hold or operation
+// was bound to has ended: the server expired it, or the client presumed it
+// expired at the safe loss deadline (then ErrLossDeadline is wrapped too).
+var ErrSessionExpired = errors.New("zklock: session expired")
+
+// ErrLossDeadline reports that the connection stayed down until the safe loss
+// deadline, after which the server may already have expired the session.
+var ErrLossDeadline = errors.New("zklock: connection lost past the safe loss deadline")
+
+// ErrSessionClosed is returned by operations on a Session after Close.
+var ErrSessionClosed = errors.New("zklock: session closed")
+
+// ErrNodeDeleted reports that a hold's node was deleted by someone else.
+var ErrNodeDeleted = errors.New("zklock: lock node deleted by another client")
+
+// ErrNotLeader is returned by Resign when the Election does not lead.
+var ErrNotLeader = errors.New("zklock: not leader")
+
+// ErrNoLeader is returned by Leader when no candidate leads.
+var ErrNoLeader = errors.New("zklock: no leader")
+
+// ErrInvalidPath reports a znode path that ZooKeeper would reject.
+var ErrInvalidPath = errors.New("zklock: invalid path")
+
+// ErrInvalidOption reports an option or argument value that cannot work; the
+// error names the value.
+var ErrInvalidOption = errors.New("zklock: invalid option")
+
+// ErrSubscriptionStopped is returned by Subscription.Next after Stop.
+var ErrSubscriptionStopped = errors.New("zklock: subscription stopped")
+
+// errGenerationEnded marks a failure caused by the end of the ZooKeeper
+// session an operation ran on; operations not bound to one session retry on
+// the next.
+var errGenerationEnded = errors.New("zklock: zookeeper session ended during the operation")

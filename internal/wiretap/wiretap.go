@@ -1,0 +1,249 @@
+// Package wiretap reads two facts off a ZooKeeper client connection that
+// go-zookeeper keeps private: the session timeout the server negotiated, and
+// the send time of the latest request the server has answered.
+//
+// Together they bound when the server can expire the session: it cannot do
+// so earlier than the negotiated timeout after it last heard from the client,
+// and it heard from the client no earlier than the send time of a request it
+// answered.
+package wiretap
+
+import (
+	"encoding/binary"
+	"net"
+	"sync"
+	"time"
+)
+
+// Reply and request header fields that matter here (jute encoding, big
+// endian): a request starts with xid int32, opcode int32; a reply with xid
+// int32, zxid int64, err int32. The connect request and response have no
+// header; the response starts protocolVersion int32, timeOut int32,
+// sessionId int64.
+const (
+	xidNotification = -1 // watch event pushed by the server, not a reply
+	xidPing         = -2
+	headerBytes     = 16
+)
+
+// Tap accumulates what it reads off every connection of one ZooKeeper
+// session. It is safe for concurrent use.
+type Tap struct {
+	now func() time.Time
+
+	mu        sync.Mutex // guards every field below
+	lastAck   time.Time  // send time of the latest answered request
+	timeout   time.Duration
+	sessionID int64
+	requests  uint64 // requests written, pings and connect requests excluded
+	expired   bool   // the server answered a connect request with session id 0
+}
+
+// New returns a Tap that timestamps with now (time.Now when nil).
+func New(now func() time.Time) *Tap {
+	if now == nil {
+		now = time.Now
+	}
+	return &Tap{now: now}
+}
+
+// Wrap returns c instrumented for t. Wrap every connection of the session.
+func (t *Tap) Wrap(c net.Conn) net.Conn {
+	return &conn{Conn: c, tap: t, pending: make(map[int32]time.Time)}
+}
+
+// LastAck returns the send time of the latest request, ping or connect
+// request that the server has answered; zero before any.
+func (t *Tap) LastAck() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.lastAck
+}
+
+// Timeout returns the session timeout from the latest connect response; zero
+// before any.
+func (t *Tap) Timeout() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.timeout
+}
+
+// SessionID returns the session id from the latest connect response.
+func (t *Tap) SessionID() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.sessionID
+}
+
+// Expired reports whether a server refused to resume the session.
+func (t *Tap) Expired() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.expired
+}
+
+// Requests returns how many requests were written, pings and connect
+// requests excluded.
+func (t *Tap) Requests() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.requests
+}
+
+func (t *Tap) ack(sent time.Time) {
+	t.mu.Lock()
+	if sent.After(t.lastAck) {
+		t.lastAck = sent
+	}
+	t.mu.Unlock()
+}
+
+func (t *Tap) connected(sent time.Time, timeout time.Duration, sessionID int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if sessionID == 0 {
+		t.expired = true
+		return
+	}
+	t.timeout = timeout
+	t.sessionID = sessionID
+	if sent.After(t.lastAck) {
+		t.lastAck = sent
+	}
+}
+
+// conn parses both directions of one connection. The send loop writes and the
+// receive loop reads concurrently.
+type conn struct {
+	net.Conn
+	tap *Tap
+
+	wmu sync.Mutex // serialises writers' parsing
+	wr  frames
+
+	rmu sync.Mutex // serialises readers' parsing
+	rd  frames
+
+	mu          sync.Mutex // guards pending, pings, connectSent
+	pending     map[int32]time.Time
+	pings       []time.Time // pings share one xid; the server answers them in order
+	connectSent time.Time
+}
+
+func (c *conn) Write(p []byte) (int, error) {
+	// Timestamp before the bytes leave: the server hears from us no earlier.
+	sent := c.tap.now()
+	c.wmu.Lock()
+	c.wr.feed(p, func(first bool, h []byte) { c.sent(sent, first, h) })
+	c.wmu.Unlock()
+	return c.Conn.Write(p)
+}
+
+func (c *conn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.rmu.Lock()
+		c.rd.feed(p[:n], c.received)
+		c.rmu.Unlock()
+	}
+	return n, err
+}
+
+func (c *conn) sent(at time.Time, first bool, h []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if first {
+		c.connectSent = at
+		return
+	}
+	if len(h) < 8 {
+		return
+	}
+	switch xid := int32(binary.BigEndian.Uint32(h)); xid {
+	case xidPing:
+		c.pings = append(c.pings, at)
+	default:
+		c.pending[xid] = at
+		c.tap.mu.Lock()
+		c.tap.requests++
+		c.tap.mu.Unlock()
+	}
+}
+
+func (c *conn) received(first bool, h []byte) {
+	if len(h) < headerBytes {
+		return
+	}
+	c.mu.Lock()
+	if first {
+		sent := c.connectSent
+		c.mu.Unlock()
+		timeout := time.Duration(int32(binary.BigEndian.Uint32(h[4:]))) * time.Millisecond
+		c.tap.connected(sent, timeout, int64(binary.BigEndian.Uint64(h[8:])))
+		return
+	}
+	var sent time.Time
+	var ok bool
+	switch xid := int32(binary.BigEndian.Uint32(h)); xid {
+	case xidNotification:
+	case xidPing:
+		if len(c.pings) > 0 {
+			sent, ok = c.pings[0], true
+			c.pings = c.pings[1:]
+		}
+	default:
+		sent, ok = c.pending[xid]
+		delete(c.pending, xid)
+	}
+	c.mu.Unlock()
+	if ok {
+		c.tap.ack(sent)
+	}
+}
+
+// frames splits a byte stream of length-prefixed frames and hands the first
+// headerBytes of each frame's payload (fewer if the frame is shorter) to a
+// callback, without buffering payloads.
+type frames struct {
+	buf   [4 + headerBytes]byte
+	n     int // bytes collected in buf
+	want  int // payload header bytes wanted
+	rest  int // payload bytes after the header, discarded once it is complete
+	skip  int // payload bytes still to discard
+	count int // frames seen
+}
+
+func (f *frames) feed(p []byte, fn func(first bool, header []byte)) {
+	for len(p) > 0 {
+		if f.skip > 0 {
+			k := min(f.skip, len(p))
+			f.skip -= k
+			p = p[k:]
+			continue
+		}
+		if f.n < 4 {
+			k := copy(f.buf[f.n:4], p)
+			f.n += k
+			p = p[k:]
+			if f.n < 4 {
+				return
+			}
+			size := int(int32(binary.BigEndian.Uint32(f.buf[:4])))
+			if size < 0 {
+				size = 0
+			}
+			f.want = min(size, headerBytes)
+			f.rest = size - f.want
+		}
+		k := copy(f.buf[f.n:4+f.want], p)
+		f.n += k
+		p = p[k:]
+		if f.n < 4+f.want {
+			return
+		}
+		fn(f.count == 0, f.buf[4:4+f.want])
+		f.count++
+		f.n = 0
+		f.skip = f.rest
+	}
+}

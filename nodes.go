@@ -1,0 +1,148 @@
+package zklock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/zklock/zklock/internal/znode"
+)
+
+// The node operations below apply the Session's chroot and ACL, wait for a
+// usable ZooKeeper session, and retry per the backoff policy when the
+// connection is lost, until ctx ends. Errors wrap go-zookeeper's sentinels
+// (zk.ErrNoNode, zk.ErrNoAuth, ...), so errors.Is works on them; an error
+// the server decided (no node, no auth, bad version) is never retried.
+
+func (s *Session) abs(op, p string) (string, error) {
+	if err := znode.Validate(p); err != nil {
+		return "", fmt.Errorf("zklock: %s: %w: %w", op, ErrInvalidPath, err)
+	}
+	return znode.Join(s.cfg.chroot, p), nil
+}
+
+// Create creates a node with the Session's ACL. flags is 0 (persistent) or
+// zk.FlagEphemeral; sequential nodes are not offered because a create whose
+// reply is lost cannot be told apart from one that never happened (the
+// recipes use protected creates for that). A retried create that finds the
+// node already there succeeds only if the node is an ephemeral of the current
+// session; otherwise the error wraps zk.ErrNodeExists. The parent must exist.
+func (s *Session) Create(ctx context.Context, p string, data []byte, flags int32) error {
+	full, err := s.abs("create", p)
+	if err != nil {
+		return err
+	}
+	if flags != 0 && flags != zk.FlagEphemeral {
+		return fmt.Errorf("zklock: create %q: %w: flags %d (want 0 or zk.FlagEphemeral)", p, ErrInvalidOption, flags)
+	}
+	attempts := 0
+	err = s.do(ctx, func(c *zk.Conn) error {
+		attempts++
+		_, err := c.Create(full, data, flags, s.cfg.acl)
+		if errors.Is(err, zk.ErrNodeExists) && attempts > 1 && flags == zk.FlagEphemeral {
+			_, st, serr := c.Exists(full)
+			if serr == nil && st != nil && st.EphemeralOwner == c.SessionID() {
+				return nil // our earlier attempt landed
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("zklock: create %q: %w", p, err)
+	}
+	return nil
+}
+
+// Get returns a node's data and stat.
+func (s *Session) Get(ctx context.Context, p string) ([]byte, *zk.Stat, error) {
+	full, err := s.abs("get", p)
+	if err != nil {
+		return nil, nil, err
+	}
+	var data []byte
+	var st *zk.Stat
+	err = s.do(ctx, func(c *zk.Conn) (err error) {
+		data, st, err = c.Get(full)
+		return err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("zklock: get %q: %w", p, err)
+	}
+	return data, st, nil
+}
+
+// Set writes a node's data if its version matches (-1 matches any).
+func (s *Session) Set(ctx context.Context, p string, data []byte, version int32) (*zk.Stat, error) {
+	full, err := s.abs("set", p)
+	if err != nil {
+		return nil, err
+	}
+	var st *zk.Stat
+	err = s.do(ctx, func(c *zk.Conn) (err error) {
+		st, err = c.Set(full, data, version)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("zklock: set %q: %w", p, err)
+	}
+	return st, nil
+}
+
+// Delete deletes a node if its version matches (-1 matches any). A retried
+// delete that finds no node succeeds: the earlier attempt landed.
+func (s *Session) Delete(ctx context.Context, p string, version int32) error {
+	full, err := s.abs("delete", p)
+	if err != nil {
+		return err
+	}
+	attempts := 0
+	err = s.do(ctx, func(c *zk.Conn) error {
+		attempts++
+		err := c.Delete(full, version)
+		if errors.Is(err, zk.ErrNoNode) && attempts > 1 {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("zklock: delete %q: %w", p, err)
+	}
+	return nil
+}
+
+// Exists reports whether a node exists, with its stat when it does.
+func (s *Session) Exists(ctx context.Context, p string) (bool, *zk.Stat, error) {
+	full, err := s.abs("exists", p)
+	if err != nil {
+		return false, nil, err
+	}
+	var ok bool
+	var st *zk.Stat
+	err = s.do(ctx, func(c *zk.Conn) (err error) {
+		ok, st, err = c.Exists(full)
+		return err
+	})
+	if err != nil {
+		return false, nil, fmt.Errorf("zklock: exists %q: %w", p, err)
+	}
+	return ok, st, nil
+}
+
+// Children returns the names of a node's children, unsorted.
+func (s *Session) Children(ctx context.Context, p string) ([]string, error) {
+	full, err := s.abs("children", p)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	err = s.do(ctx, func(c *zk.Conn) (err error) {
+		names, _, err = c.Children(full)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("zklock: children %q: %w", p, err)
+	}
+	return names, nil
+}

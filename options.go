@@ -1,0 +1,159 @@
+package zklock
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/zklock/zklock/internal/znode"
+)
+
+// Option configures a Session. An invalid value makes Connect return an
+// error wrapping ErrInvalidOption that names it.
+type Option func(*sessionConfig)
+
+type sessionConfig struct {
+	timeout time.Duration
+	margin  time.Duration // 0: a fifth of the negotiated timeout
+	logger  *slog.Logger
+	backoff Backoff
+	auth    []string // digest credentials, "user:password"
+	acl     []zk.ACL
+	chroot  string
+	dialer  zk.Dialer
+	errs    []error
+}
+
+func defaultConfig() sessionConfig {
+	return sessionConfig{
+		timeout: 10 * time.Second,
+		logger:  slog.New(slog.DiscardHandler),
+		backoff: DefaultBackoff,
+		acl:     zk.WorldACL(zk.PermAll),
+		dialer:  net.DialTimeout,
+	}
+}
+
+func (c *sessionConfig) invalid(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...))
+}
+
+// WithSessionTimeout sets the session timeout requested from ZooKeeper. The
+// server clamps it to its [minSessionTimeout, maxSessionTimeout] range
+// (by default 2 to 20 ticks); the Session works with the negotiated value.
+// The default is 10s.
+func WithSessionTimeout(d time.Duration) Option {
+	return func(c *sessionConfig) {
+		if d <= 0 {
+			c.invalid("session timeout %v must be > 0", d)
+		}
+		c.timeout = d
+	}
+}
+
+// WithLossMargin sets how long before the earliest moment the server could
+// expire the session a disconnected Session presumes it lost (see
+// Session.LossDeadline). It must cover clock-rate differences between client
+// and server and the time the holder needs to stop acting on a lost hold.
+// It is capped at half the negotiated timeout. The default is a fifth of the
+// negotiated timeout.
+func WithLossMargin(d time.Duration) Option {
+	return func(c *sessionConfig) {
+		if d <= 0 {
+			c.invalid("loss margin %v must be > 0", d)
+		}
+		c.margin = d
+	}
+}
+
+// WithLogger sets the logger for connection events and go-zookeeper's own
+// messages (at debug level). The default discards everything.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *sessionConfig) {
+		if l == nil {
+			c.invalid("logger must not be nil")
+		}
+		c.logger = l
+	}
+}
+
+// WithBackoff sets the retry policy for operations that fail on a lost
+// connection and for reopening an expired session. The default is
+// DefaultBackoff.
+func WithBackoff(b Backoff) Option {
+	return func(c *sessionConfig) {
+		if err := b.validate(); err != nil {
+			c.errs = append(c.errs, err)
+		}
+		c.backoff = b
+	}
+}
+
+// WithDigestAuth authenticates every ZooKeeper session the Session opens
+// with the digest scheme, so nodes created with a digest or "auth" ACL are
+// accessible. The default is no authentication.
+func WithDigestAuth(user, password string) Option {
+	return func(c *sessionConfig) {
+		if user == "" {
+			c.invalid("digest auth user must not be empty")
+		}
+		c.auth = append(c.auth, user+":"+password)
+	}
+}
+
+// WithACL sets the ACL of every node the Session and its recipes create,
+// parents included. The default is zk.WorldACL(zk.PermAll).
+func WithACL(acl ...zk.ACL) Option {
+	return func(c *sessionConfig) {
+		if len(acl) == 0 {
+			c.invalid("ACL must not be empty")
+		}
+		c.acl = acl
+	}
+}
+
+// WithChroot puts every path the Session and its recipes use under root, like
+// the chroot suffix of a Java client's connect string. The default is no
+// prefix.
+func WithChroot(root string) Option {
+	return func(c *sessionConfig) {
+		if err := znode.Validate(root); err != nil {
+			c.invalid("chroot: %v", err)
+		}
+		if root == "/" {
+			root = ""
+		}
+		c.chroot = root
+	}
+}
+
+// WithDialer sets how TCP connections to servers are made. The default is
+// net.DialTimeout.
+func WithDialer(d zk.Dialer) Option {
+	return func(c *sessionConfig) {
+		if d == nil {
+			c.invalid("dialer must not be nil")
+		}
+		c.dialer = d
+	}
+}
+
+func validateServers(servers []string) error {
+	if len(servers) == 0 {
+		return fmt.Errorf("%w: server list is empty", ErrInvalidOption)
+	}
+	for _, s := range servers {
+		host, port, err := net.SplitHostPort(s)
+		if err != nil || host == "" {
+			return fmt.Errorf("%w: server address %q is not host:port", ErrInvalidOption, s)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%w: server address %q: port %q is not in 1-65535", ErrInvalidOption, s, port)
+		}
+	}
+	return nil
+}
