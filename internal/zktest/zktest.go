@@ -1,0 +1,422 @@
+// Package zktest gives integration tests real ZooKeeper servers: the servers
+// in ZK_SERVERS when it is set, otherwise local server processes started
+// through internal/zkserver. It adds fault proxies, operator actions and a
+// check that a test leaves no nodes behind.
+package zktest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"go.uber.org/goleak"
+
+	"github.com/zklock/zklock/internal/faultproxy"
+	"github.com/zklock/zklock/internal/zkserver"
+)
+
+// EnvServers names the variable that points tests at running servers.
+const EnvServers = "ZK_SERVERS"
+
+// Timeout bounds every wait in the harness.
+const Timeout = 60 * time.Second
+
+// containerOwner is the ephemeralOwner ZooKeeper stores for container nodes.
+const containerOwner = -0x8000000000000000
+
+// Main runs a package's tests, stops the shared server, then fails the run
+// if any goroutine is left (goleak).
+func Main(m *testing.M) {
+	code := m.Run()
+	shared.stop()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// Cluster is a set of ZooKeeper servers for one test or one package.
+type Cluster struct {
+	local  *zkserver.Cluster // nil in external mode
+	direct []string
+	shared *Proxies // in front of every server, for clients that need no own faults
+
+	adminMu sync.Mutex // guards admin
+	admin   *zk.Conn
+}
+
+// Option adjusts the servers Start launches; ignored with ZK_SERVERS.
+type Option func(*zkserver.Config)
+
+// WithMaxSessionTimeout sets the servers' maxSessionTimeout.
+func WithMaxSessionTimeout(d time.Duration) Option {
+	return func(c *zkserver.Config) { c.MaxSessionTimeout = d }
+}
+
+// sharedCluster is the package-wide standalone server behind Shared.
+type sharedCluster struct {
+	mu  sync.Mutex // guards c, err
+	c   *Cluster
+	err error
+}
+
+var shared sharedCluster
+
+func (s *sharedCluster) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.c != nil {
+		s.c.stop()
+		s.c = nil
+	}
+}
+
+// Shared returns a standalone server shared by the package's tests (or the
+// ZK_SERVERS ensemble). Tests isolate themselves with Root and their own
+// Proxies. Main stops it.
+func Shared(t testing.TB) *Cluster {
+	t.Helper()
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.c == nil && shared.err == nil {
+		shared.c, shared.err = start(1, nil)
+	}
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	c := shared.c
+	t.Cleanup(func() {
+		if t.Failed() && c.local != nil {
+			t.Logf("ZooKeeper server output (last lines):\n%s", c.local.Tail())
+		}
+	})
+	return c
+}
+
+// Start starts n servers for this test alone and stops them when it ends.
+// With ZK_SERVERS set it uses those servers instead, and skips the test if
+// they are fewer than n.
+func Start(t testing.TB, n int, opts ...Option) *Cluster {
+	t.Helper()
+	if ext := external(); ext != nil {
+		if len(ext) < n {
+			t.Skipf("needs %d servers; %s lists %d", n, EnvServers, len(ext))
+		}
+		if len(opts) > 0 {
+			t.Skipf("needs servers configured by the test; %s is set", EnvServers)
+		}
+	}
+	c, err := start(n, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() && c.local != nil {
+			t.Logf("ZooKeeper server output (last lines):\n%s", c.local.Tail())
+		}
+		c.stop()
+	})
+	return c
+}
+
+func external() []string {
+	v := strings.TrimSpace(os.Getenv(EnvServers))
+	if v == "" {
+		return nil
+	}
+	return strings.Split(v, ",")
+}
+
+// start launches servers; their output is kept by zkserver and printed when
+// a test fails (streaming it to t.Log could outlive the test).
+func start(n int, opts []Option) (*Cluster, error) {
+	c := &Cluster{}
+	if ext := external(); ext != nil {
+		c.direct = ext
+	} else {
+		inst, err := zkserver.Find()
+		if err != nil {
+			return nil, fmt.Errorf("integration tests need ZooKeeper: %w", err)
+		}
+		cfg := zkserver.Config{Servers: n, Install: inst}
+		for _, o := range opts {
+			o(&cfg)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+		defer cancel()
+		if c.local, err = zkserver.Start(ctx, cfg); err != nil {
+			return nil, err
+		}
+		c.direct = c.local.Addrs()
+	}
+	ps, err := newProxies(c.direct)
+	if err != nil {
+		c.stop()
+		return nil, err
+	}
+	c.shared = ps
+	return c, nil
+}
+
+func (c *Cluster) stop() {
+	c.adminMu.Lock()
+	if c.admin != nil {
+		c.admin.Close()
+		c.admin = nil
+	}
+	c.adminMu.Unlock()
+	if c.shared != nil {
+		c.shared.close()
+	}
+	if c.local != nil {
+		c.local.Close()
+	}
+}
+
+// Servers returns addresses for clients: the shared proxies in front of
+// every server.
+func (c *Cluster) Servers() []string { return c.shared.Addrs() }
+
+// Direct returns the servers' own addresses.
+func (c *Cluster) Direct() []string { return slices.Clone(c.direct) }
+
+// Len returns the number of servers.
+func (c *Cluster) Len() int { return len(c.direct) }
+
+// NewProxies puts fresh proxies in front of every server, so a test can cut
+// or blackhole one client without touching others. They close with the test.
+func (c *Cluster) NewProxies(t testing.TB) *Proxies {
+	t.Helper()
+	ps, err := newProxies(c.direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ps.close)
+	return ps
+}
+
+// Index returns which server addr (a proxy or direct address) leads to, or
+// -1.
+func (c *Cluster) Index(addr string) int {
+	if i := slices.Index(c.direct, addr); i >= 0 {
+		return i
+	}
+	return proxyIndex(addr)
+}
+
+// StopServer kills server i and waits for it to exit. It skips the test in
+// external mode.
+func (c *Cluster) StopServer(t testing.TB, i int) {
+	t.Helper()
+	c.needLocal(t)
+	if err := c.local.Stop(i); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// StartServer restarts server i with its data and ports and waits until it
+// serves. It skips the test in external mode.
+func (c *Cluster) StartServer(t testing.TB, i int) {
+	t.Helper()
+	c.needLocal(t)
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	if err := c.local.StartServer(ctx, i); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Local returns the server processes, skipping the test in external mode.
+func (c *Cluster) Local(t testing.TB) *zkserver.Cluster {
+	t.Helper()
+	c.needLocal(t)
+	return c.local
+}
+
+func (c *Cluster) needLocal(t testing.TB) {
+	t.Helper()
+	if c.local == nil {
+		t.Skipf("needs control of the server processes; %s is set", EnvServers)
+	}
+}
+
+// Admin returns a plain go-zookeeper connection straight to the servers,
+// standing for an operator or another application.
+func (c *Cluster) Admin(t testing.TB) *zk.Conn {
+	t.Helper()
+	c.adminMu.Lock()
+	defer c.adminMu.Unlock()
+	if c.admin == nil {
+		conn, _, err := zk.Connect(c.direct, 30*time.Second, zk.WithLogInfo(false), zk.WithLogger(quiet{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.admin = conn
+	}
+	return c.admin
+}
+
+type quiet struct{}
+
+func (quiet) Printf(string, ...any) {}
+
+// DeleteNode deletes p as an operator would, whoever owns it.
+func (c *Cluster) DeleteNode(t testing.TB, p string) {
+	t.Helper()
+	if err := c.Admin(t).Delete(p, -1); err != nil {
+		t.Fatalf("delete %s: %v", p, err)
+	}
+}
+
+// Root creates a fresh persistent node for one test and, when the test
+// ends, fails it if anything but empty container nodes is left below, then
+// removes the whole subtree.
+func (c *Cluster) Root(t testing.TB) string {
+	t.Helper()
+	admin := c.Admin(t)
+	name := strings.NewReplacer("/", "-", " ", "_").Replace(t.Name())
+	p := fmt.Sprintf("/zklock-test/%s-%d", name, time.Now().UnixNano())
+	if _, err := admin.Create("/zklock-test", nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+		t.Fatal(err)
+	}
+	if _, err := admin.Create(p, nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		left, err := c.leftovers(p)
+		if err != nil {
+			t.Errorf("listing nodes left under %s: %v", p, err)
+		}
+		if len(left) > 0 {
+			t.Errorf("nodes left behind under %s: %v", p, left)
+		}
+		if err := c.removeAll(p); err != nil {
+			t.Errorf("removing %s: %v", p, err)
+		}
+	})
+	return p
+}
+
+// Leftovers lists the nodes below p other than empty container nodes.
+func (c *Cluster) leftovers(p string) ([]string, error) {
+	var left []string
+	var walk func(string) error
+	walk = func(n string) error {
+		kids, st, err := c.admin.Children(n)
+		if errors.Is(err, zk.ErrNoNode) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if n != p && !(st.EphemeralOwner == containerOwner && len(kids) == 0) {
+			left = append(left, n)
+		}
+		for _, k := range kids {
+			if err := walk(path.Join(n, k)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	err := walk(p)
+	return left, err
+}
+
+func (c *Cluster) removeAll(p string) error {
+	kids, _, err := c.admin.Children(p)
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, k := range kids {
+		if err := c.removeAll(path.Join(p, k)); err != nil {
+			return err
+		}
+	}
+	if err := c.admin.Delete(p, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+		return err
+	}
+	return nil
+}
+
+// Proxies is one fault proxy in front of each server.
+type Proxies struct {
+	list []*faultproxy.Proxy
+}
+
+var proxyIndexes sync.Map // proxy address -> server index
+
+func proxyIndex(addr string) int {
+	if i, ok := proxyIndexes.Load(addr); ok {
+		return i.(int)
+	}
+	return -1
+}
+
+func newProxies(targets []string) (*Proxies, error) {
+	ps := &Proxies{}
+	for i, target := range targets {
+		p, err := faultproxy.New(target)
+		if err != nil {
+			ps.close()
+			return nil, err
+		}
+		proxyIndexes.Store(p.Addr(), i)
+		ps.list = append(ps.list, p)
+	}
+	return ps, nil
+}
+
+// Addrs returns the proxies' addresses, in server order.
+func (ps *Proxies) Addrs() []string {
+	out := make([]string, len(ps.list))
+	for i, p := range ps.list {
+		out[i] = p.Addr()
+	}
+	return out
+}
+
+// Proxy returns the proxy in front of server i.
+func (ps *Proxies) Proxy(i int) *faultproxy.Proxy { return ps.list[i] }
+
+// Cut resets every connection through the proxies.
+func (ps *Proxies) Cut() {
+	for _, p := range ps.list {
+		p.Cut()
+	}
+}
+
+// Blackhole silently drops every byte through the proxies.
+func (ps *Proxies) Blackhole() {
+	for _, p := range ps.list {
+		p.Blackhole()
+	}
+}
+
+// Heal ends a Blackhole.
+func (ps *Proxies) Heal() {
+	for _, p := range ps.list {
+		p.Heal()
+	}
+}
+
+func (ps *Proxies) close() {
+	for _, p := range ps.list {
+		proxyIndexes.Delete(p.Addr())
+		p.Close()
+	}
+}
