@@ -48,3 +48,7 @@ var ErrSubscriptionStopped = errors.New("zklock: subscription stopped")
 // session an operation ran on; operations not bound to one session retry on
 // the next.
 var errGenerationEnded = errors.New("zklock: zookeeper session ended during the operation")
+
+// ErrMutexBusy is returned by Lock and TryLock on a Mutex that already holds
+// its lock or is acquiring it: a Mutex is not reentrant.
+var ErrMutexBusy = errors.New("zklock: mutex already held or being acquired")

@@ -146,3 +146,56 @@ func (s *Session) Children(ctx context.Context, p string) ([]string, error) {
 	}
 	return names, nil
 }
+
+// Multi runs ops atomically: all succeed or none does. ops are
+// *zk.CreateRequest, *zk.DeleteRequest, *zk.SetDataRequest and
+// *zk.CheckVersionRequest with paths under the Session's chroot (a create
+// with a nil ACL gets the Session's); they are not modified. Put a lock's
+// Guard among them to make the writes depend on still holding the lock.
+//
+// A multi is not retried: if the connection is lost before the reply, the
+// error wraps zk.ErrConnectionClosed and the caller cannot tell whether the
+// writes happened.
+func (s *Session) Multi(ctx context.Context, ops ...any) ([]zk.MultiResponse, error) {
+	rewritten := make([]any, len(ops))
+	for i, op := range ops {
+		var p *string
+		switch o := op.(type) {
+		case *zk.CreateRequest:
+			c := *o
+			if c.Acl == nil {
+				c.Acl = s.cfg.acl
+			}
+			p, rewritten[i] = &c.Path, &c
+		case *zk.DeleteRequest:
+			c := *o
+			p, rewritten[i] = &c.Path, &c
+		case *zk.SetDataRequest:
+			c := *o
+			p, rewritten[i] = &c.Path, &c
+		case *zk.CheckVersionRequest:
+			c := *o
+			p, rewritten[i] = &c.Path, &c
+		default:
+			return nil, fmt.Errorf("zklock: multi: %w: op %d has unsupported type %T", ErrInvalidOption, i, op)
+		}
+		full, err := s.abs("multi", *p)
+		if err != nil {
+			return nil, err
+		}
+		*p = full
+	}
+	g, err := s.current(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("zklock: multi: %w", err)
+	}
+	var res []zk.MultiResponse
+	err = s.call(ctx, g, func(c *zk.Conn) (err error) {
+		res, err = c.Multi(rewritten...)
+		return err
+	})
+	if err != nil {
+		return res, fmt.Errorf("zklock: multi: %w", err)
+	}
+	return res, nil
+}

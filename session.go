@@ -95,6 +95,14 @@ type Session struct {
 
 	genSeq  atomic.Uint64
 	lastErr atomic.Pointer[error]
+	newID   func() string // protected-create ids; replaced in tests
+
+	dutyMu   sync.Mutex // guards duties
+	duties   []duty
+	dutyWake chan struct{} // capacity 1: duties were added
+
+	life       context.Context // ends at Close; bounds the Session's own work
+	cancelLife context.CancelFunc
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -165,22 +173,26 @@ func Connect(ctx context.Context, servers []string, opts ...Option) (*Session, e
 		return nil, err
 	}
 	s := &Session{
-		cfg:     cfg,
-		servers: append([]string(nil), servers...),
-		clk:     realClock{},
-		ready:   make(chan struct{}),
-		subs:    make(map[*Subscription]struct{}),
-		wake:    make(chan struct{}, 1),
-		closing: make(chan struct{}),
+		cfg:      cfg,
+		servers:  append([]string(nil), servers...),
+		clk:      realClock{},
+		ready:    make(chan struct{}),
+		subs:     make(map[*Subscription]struct{}),
+		wake:     make(chan struct{}, 1),
+		closing:  make(chan struct{}),
+		newID:    newID,
+		dutyWake: make(chan struct{}, 1),
 	}
+	s.life, s.cancelLife = context.WithCancel(context.Background())
 	ready := s.ready
 	g, err := s.open()
 	if err != nil {
 		return nil, err
 	}
-	// Owner: the Session. Stopped by Close (closing), joined by Close (wg).
-	s.wg.Add(1)
+	// Owners: the Session. Stopped by Close (closing), joined by Close (wg).
+	s.wg.Add(2)
 	go s.run(g)
+	go s.clean()
 	select {
 	case <-ready:
 		return s, nil
@@ -411,7 +423,10 @@ func (s *Session) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
-	s.closeOnce.Do(func() { close(s.closing) })
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.cancelLife()
+	})
 	s.wg.Wait()
 	return nil
 }

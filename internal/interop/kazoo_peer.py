@@ -90,7 +90,7 @@ class Peer(object):
 
         if cmd == "lock":
             self.lane("lock", path).submit(
-                cmd, path, lambda: self._acquire(self.locks, self.client.Lock, "locked", path, ident))
+                cmd, path, lambda: self._acquire(self.locks, self._lock, "locked", path, ident))
         elif cmd == "unlock":
             self.lane("lock", path).submit(
                 cmd, path, lambda: self._release(self.locks, "unlocked", path))
@@ -102,6 +102,12 @@ class Peer(object):
                 cmd, path, lambda: self._release(self.rlocks, "runlocked", path))
         else:
             raise ValueError("unknown command")
+
+    def _lock(self, path, ident):
+        # kazoo recognises only its own "__lock__" nodes unless told more:
+        # "-lock-" makes it queue behind Curator, go-zookeeper and zklock
+        # contenders too (kazoo's cross-implementation option).
+        return self.client.Lock(path, ident, extra_lock_patterns=("-lock-",))
 
     @staticmethod
     def _acquire(held, factory, reply, path, ident):

@@ -29,9 +29,6 @@ const EnvServers = "ZK_SERVERS"
 // Timeout bounds every wait in the harness.
 const Timeout = 60 * time.Second
 
-// containerOwner is the ephemeralOwner ZooKeeper stores for container nodes.
-const containerOwner = -0x8000000000000000
-
 // Main runs a package's tests, stops the shared server, then fails the run
 // if any goroutine is left (goleak).
 func Main(m *testing.M) {
@@ -280,7 +277,7 @@ func (c *Cluster) DeleteNode(t testing.TB, p string) {
 }
 
 // Root creates a fresh persistent node for one test and, when the test
-// ends, fails it if anything but empty container nodes is left below, then
+// ends, fails it if anything but empty lock directories is left below, then
 // removes the whole subtree.
 func (c *Cluster) Root(t testing.TB) string {
 	t.Helper()
@@ -308,7 +305,7 @@ func (c *Cluster) Root(t testing.TB) string {
 	return p
 }
 
-// Leftovers lists the nodes below p other than empty container nodes.
+// leftovers lists the nodes below p other than empty lock directories.
 func (c *Cluster) leftovers(p string) ([]string, error) {
 	var left []string
 	var walk func(string) error
@@ -320,7 +317,11 @@ func (c *Cluster) leftovers(p string) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		if n != p && !(st.EphemeralOwner == containerOwner && len(kids) == 0) {
+		// ZooKeeper does not tell clients which nodes are containers; an
+		// empty persistent node that once had children is the shape of a
+		// lock directory, which the server removes by itself.
+		dir := st.EphemeralOwner == 0 && len(kids) == 0 && st.Cversion > 0
+		if n != p && !dir {
 			left = append(left, n)
 		}
 		for _, k := range kids {

@@ -1,0 +1,192 @@
+package zklock
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"path"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/zklock/zklock/internal/seqnode"
+	"github.com/zklock/zklock/internal/znode"
+)
+
+// cleanupTimeout bounds the synchronous delete of a node a recipe no longer
+// wants; past it the delete goes to the Session's cleaner.
+const cleanupTimeout = 2 * time.Second
+
+// newID returns a random (version 4) UUID in its 36-character text form.
+func newID() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand doc)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// enqueue creates an ephemeral sequential node under dir (a full path) on
+// generation g, named prefix(id) plus ZooKeeper's sequence number, creating
+// dir and its parents as container nodes when missing. It returns the
+// node's name.
+//
+// A create whose reply is lost may still have happened. enqueue then looks
+// the node up by its id, and accepts a node only if g's session owns it: a
+// node with the same id left by another session is never taken as ours.
+// If enqueue fails after a create may have happened, it leaves the Session's
+// cleaner the duty to delete whatever node carries the id.
+func (s *Session) enqueue(ctx context.Context, g *generation, dir string, prefix func(id string) string, data []byte) (string, error) {
+	id := s.newID()
+	full := dir + "/" + prefix(id)
+	var name string
+	maybeCreated := false
+	err := retry(ctx, s.cfg.backoff, s.clk, func(ctx context.Context) error {
+		if maybeCreated {
+			n, err := s.findOwn(ctx, g, dir, id)
+			if err != nil || n != "" {
+				name = n
+				return err
+			}
+		}
+		for range 3 { // a missing parent, or a container emptied and removed under us
+			maybeCreated = true
+			var created string
+			err := s.call(ctx, g, func(c *zk.Conn) (err error) {
+				created, err = c.Create(full, data, zk.FlagEphemeral|zk.FlagSequence, s.cfg.acl)
+				return err
+			})
+			switch {
+			case err == nil:
+				name = path.Base(created)
+				return nil
+			case errors.Is(err, zk.ErrNoNode):
+				maybeCreated = false
+				if err := s.ensureDir(ctx, g, dir); err != nil {
+					return err
+				}
+				continue
+			case g.ended():
+				return permanent(g.err)
+			}
+			return err
+		}
+		return fmt.Errorf("zklock: parent %q keeps disappearing", dir)
+	})
+	if err != nil {
+		if maybeCreated && !g.ended() {
+			s.addDuty(duty{g: g, dir: dir, id: id})
+		}
+		return "", err
+	}
+	return name, nil
+}
+
+// findOwn returns the name of g's node under dir that carries id, or "".
+func (s *Session) findOwn(ctx context.Context, g *generation, dir, id string) (string, error) {
+	var found []string
+	err := s.call(ctx, g, func(c *zk.Conn) error {
+		// Sync first: the server we reconnected to may not have applied
+		// our create yet, though the leader has.
+		if _, err := c.Sync(dir); err != nil {
+			return err
+		}
+		kids, _, err := c.Children(dir)
+		if err != nil {
+			return err
+		}
+		for _, k := range kids {
+			if !seqnode.HasID(k, id) {
+				continue
+			}
+			ok, st, err := c.Exists(dir + "/" + k)
+			if err != nil {
+				return err
+			}
+			if ok && st.EphemeralOwner == g.sessionID {
+				found = append(found, k)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if g.ended() {
+			return "", permanent(g.err)
+		}
+		return "", err
+	}
+	if len(found) == 0 {
+		return "", nil
+	}
+	nodes := seqnode.Contenders(found, func(seqnode.Kind) bool { return true })
+	for _, extra := range nodes[1:] { // only possible if a retried create landed twice
+		s.addDuty(duty{g: g, dir: dir, name: extra.Name})
+	}
+	return nodes[0].Name, nil
+}
+
+// ensureDir creates dir and missing parents as container nodes, which
+// ZooKeeper removes once they are empty, so lock directories do not pile up.
+func (s *Session) ensureDir(ctx context.Context, g *generation, dir string) error {
+	var mk func(p string) error
+	mk = func(p string) error {
+		if p == "/" {
+			return nil
+		}
+		err := s.call(ctx, g, func(c *zk.Conn) error {
+			_, err := c.CreateContainer(p, nil, zk.FlagContainer, s.cfg.acl)
+			return err
+		})
+		if errors.Is(err, zk.ErrNoNode) {
+			if err := mk(znode.Parent(p)); err != nil {
+				return err
+			}
+			return mk(p)
+		}
+		if errors.Is(err, zk.ErrNodeExists) {
+			return nil
+		}
+		return err
+	}
+	return mk(dir)
+}
+
+// discard deletes a node of g that is no longer wanted: at once when it
+// can, else through the Session's cleaner. An ended generation's ephemeral
+// nodes go with its ZooKeeper session.
+func (s *Session) discard(ctx context.Context, g *generation, dir, name string) {
+	if g.ended() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if err := s.deleteOn(ctx, g, dir+"/"+name); err != nil {
+		s.addDuty(duty{g: g, dir: dir, name: name})
+	}
+}
+
+// deleteOn deletes p on generation g; a node already gone counts as
+// deleted.
+func (s *Session) deleteOn(ctx context.Context, g *generation, p string) error {
+	return s.doOn(ctx, g, func(c *zk.Conn) error {
+		err := c.Delete(p, -1)
+		if errors.Is(err, zk.ErrNoNode) {
+			return nil
+		}
+		return err
+	})
+}
+
+// doOn runs op on generation g, retrying on a lost connection. If g ends,
+// it fails with g's cause: whatever op was for is void in a new ZooKeeper
+// session.
+func (s *Session) doOn(ctx context.Context, g *generation, op func(*zk.Conn) error) error {
+	return retry(ctx, s.cfg.backoff, s.clk, func(ctx context.Context) error {
+		err := s.call(ctx, g, op)
+		if err != nil && g.ended() && ctx.Err() == nil {
+			return permanent(g.err)
+		}
+		return err
+	})
+}

@@ -1,0 +1,377 @@
+package zklock_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/zklock/zklock"
+	"github.com/zklock/zklock/internal/zktest"
+)
+
+func integration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test; needs ZooKeeper")
+	}
+}
+
+// waitChildren waits until dir has exactly n children, seen by another
+// client, and returns them.
+func waitChildren(t *testing.T, admin *zk.Conn, dir string, n int) []string {
+	t.Helper()
+	deadline := time.After(zktest.Timeout)
+	for {
+		kids, _, ev, err := admin.ChildrenW(dir)
+		if errors.Is(err, zk.ErrNoNode) && n == 0 {
+			return nil
+		}
+		require.NoError(t, err)
+		if len(kids) == n {
+			return kids
+		}
+		select {
+		case <-ev:
+		case <-deadline:
+			t.Fatalf("%s has children %v, want %d of them", dir, kids, n)
+		}
+	}
+}
+
+// children lists dir now (after a sync, so the view is current).
+func children(t *testing.T, admin *zk.Conn, dir string) []string {
+	t.Helper()
+	_, err := admin.Sync(dir)
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil
+	}
+	require.NoError(t, err)
+	kids, _, err := admin.Children(dir)
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil
+	}
+	require.NoError(t, err)
+	return kids
+}
+
+// lockAsync starts m.Lock and returns a channel with its result and the time
+// it returned.
+func lockAsync(ctx context.Context, m *zklock.Mutex) <-chan result {
+	ch := make(chan result, 1)
+	go func() {
+		err := m.Lock(ctx)
+		ch <- result{err: err, at: time.Now()}
+	}()
+	return ch
+}
+
+type result struct {
+	err error
+	at  time.Time
+}
+
+func await[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(zktest.Timeout):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+	panic("unreachable")
+}
+
+func TestIntegration_MutexExclusiveFIFO(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	const sessions, rounds = 10, 20
+
+	var inside atomic.Int32
+	var mu sync.Mutex
+	var seqs []int32
+	var tokens []int64
+	errs := make(chan error, sessions)
+	var wg sync.WaitGroup
+	for i := range sessions {
+		s := connect(t, zc.Servers(), zklock.WithChroot(root))
+		m := zklock.NewMutex(s, "/lock", zklock.WithData(fmt.Appendf(nil, "worker-%d", i)))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx := bounded(t, 5*zktest.Timeout)
+			for range rounds {
+				if err := m.Lock(ctx); err != nil {
+					errs <- err
+					return
+				}
+				if n := inside.Add(1); n != 1 {
+					errs <- fmt.Errorf("%d holders at once", n)
+				}
+				mu.Lock()
+				seqs = append(seqs, m.Seq())
+				tokens = append(tokens, m.Token())
+				mu.Unlock()
+				inside.Add(-1)
+				if err := m.Unlock(ctx); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	require.Len(t, seqs, sessions*rounds)
+	for i := 1; i < len(seqs); i++ {
+		assert.Less(t, seqs[i-1], seqs[i], "grants follow queue order (FIFO)")
+		assert.Less(t, tokens[i-1], tokens[i], "fencing tokens strictly increase")
+	}
+	assert.Empty(t, children(t, zc.Admin(t), root+"/lock"), "no node left")
+}
+
+func TestIntegration_MutexCancelWhileWaiting(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	admin := zc.Admin(t)
+	newMutex := func() *zklock.Mutex {
+		return zklock.NewMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/lock")
+	}
+	a, b, c := newMutex(), newMutex(), newMutex()
+	require.NoError(t, a.Lock(bounded(t, zktest.Timeout)))
+
+	bctx, cancelB := context.WithCancel(t.Context())
+	bres := lockAsync(bctx, b)
+	waitChildren(t, admin, root+"/lock", 2)
+	cres := lockAsync(bounded(t, zktest.Timeout), c)
+	waitChildren(t, admin, root+"/lock", 3)
+
+	cancelB()
+	r := await(t, bres, "the cancelled Lock")
+	assert.ErrorIs(t, r.err, context.Canceled)
+	waitChildren(t, admin, root+"/lock", 2) // b's node goes; bounded wait
+	select {
+	case r := <-cres:
+		t.Fatalf("c got the lock while a holds it: %v", r.err)
+	default:
+	}
+
+	require.NoError(t, a.Unlock(bounded(t, zktest.Timeout)))
+	r = await(t, cres, "c's Lock")
+	require.NoError(t, r.err, "c takes over from a without waiting for b")
+	require.NoError(t, c.Unlock(bounded(t, zktest.Timeout)))
+	_, err := b.Lock(bounded(t, zktest.Timeout)), error(nil)
+	require.NoError(t, err)
+	require.NoError(t, b.Unlock(bounded(t, zktest.Timeout)))
+}
+
+func TestIntegration_MutexTryLock(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	a := zklock.NewMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/lock")
+	b := zklock.NewMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/lock")
+
+	require.NoError(t, a.TryLock(bounded(t, zktest.Timeout)), "a free lock is taken")
+	err := b.TryLock(bounded(t, zktest.Timeout))
+	assert.ErrorIs(t, err, zklock.ErrLocked)
+	assert.Equal(t, []string{strings.TrimPrefix(a.Key(), "/lock/")}, children(t, zc.Admin(t), root+"/lock"),
+		"TryLock leaves no node behind")
+	require.NoError(t, a.Unlock(bounded(t, zktest.Timeout)))
+	require.NoError(t, b.TryLock(bounded(t, zktest.Timeout)))
+	require.NoError(t, b.Unlock(bounded(t, zktest.Timeout)))
+}
+
+func TestIntegration_MutexLossSignalledBeforeNextHolder(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	ps := zc.NewProxies(t)
+	holderSession := connect(t, ps.Addrs(), zklock.WithChroot(root), zklock.WithSessionTimeout(2*time.Second))
+	holder := zklock.NewMutex(holderSession, "/lock")
+	waiter := zklock.NewMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/lock")
+
+	require.NoError(t, holder.Lock(bounded(t, zktest.Timeout)))
+	lost := make(chan time.Time, 1)
+	done := holder.Done()
+	go func() {
+		<-done
+		lost <- time.Now()
+	}()
+	wres := lockAsync(bounded(t, zktest.Timeout), waiter)
+	waitChildren(t, zc.Admin(t), root+"/lock", 2)
+
+	ps.Blackhole()
+	lostAt := await(t, lost, "the holder's loss signal")
+	r := await(t, wres, "the waiter's Lock")
+	require.NoError(t, r.err)
+	assert.True(t, lostAt.Before(r.at), "the holder learns of the loss (%v) before the next holder gets the lock (%v)",
+		lostAt.Format(time.StampMicro), r.at.Format(time.StampMicro))
+	t.Logf("loss signalled %v before the next grant", r.at.Sub(lostAt))
+
+	assert.ErrorIs(t, holder.Err(), zklock.ErrLockLost)
+	assert.ErrorIs(t, holder.Err(), zklock.ErrSessionExpired)
+	assert.ErrorIs(t, context.Cause(holder.Context()), zklock.ErrLockLost, "the hold's context ends with it")
+	assert.ErrorIs(t, holder.Unlock(bounded(t, zktest.Timeout)), zklock.ErrNotLocked)
+	ps.Heal()
+	require.NoError(t, waiter.Unlock(bounded(t, zktest.Timeout)))
+	// The healed Session locks again, in a new ZooKeeper session.
+	require.NoError(t, holder.Lock(bounded(t, zktest.Timeout)))
+	require.NoError(t, holder.Unlock(bounded(t, zktest.Timeout)))
+}
+
+func TestIntegration_MutexSurvivesServerStop(t *testing.T) {
+	integration(t)
+	zc := zktest.Start(t, 3)
+	root := zc.Root(t)
+	s := connect(t, zc.Servers(), zklock.WithChroot(root), zklock.WithSessionTimeout(10*time.Second))
+	m := zklock.NewMutex(s, "/lock")
+	require.NoError(t, m.Lock(bounded(t, zktest.Timeout)))
+	sub := s.Subscribe()
+	defer sub.Stop()
+	waitState(t, sub, zklock.StateConnected)
+
+	zc.StopServer(t, zc.Index(s.Server()))
+	waitState(t, sub, zklock.StateSuspended)
+	waitState(t, sub, zklock.StateConnected)
+	select {
+	case <-m.Done():
+		t.Fatalf("hold ended across a short outage: %v", m.Err())
+	default:
+	}
+	assert.NoError(t, m.Err())
+	require.NoError(t, m.Unlock(bounded(t, zktest.Timeout)))
+}
+
+func TestIntegration_MutexNodeDeletedByOperator(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	m := zklock.NewMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/lock")
+	require.NoError(t, m.Lock(bounded(t, zktest.Timeout)))
+	zc.DeleteNode(t, root+m.Key())
+	await(t, m.Done(), "the hold to end")
+	assert.ErrorIs(t, m.Err(), zklock.ErrLockLost)
+	assert.ErrorIs(t, m.Err(), zklock.ErrNodeDeleted)
+	assert.ErrorIs(t, m.Unlock(bounded(t, zktest.Timeout)), zklock.ErrNodeDeleted)
+}
+
+func TestIntegration_MutexCreateReplyLost(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	cut := zktest.NewCutter()
+	s := connect(t, zc.Servers(), zklock.WithChroot(root), zklock.WithDialer(cut.Dial), zklock.WithSessionTimeout(6*time.Second))
+	m := zklock.NewMutex(s, "/lock")
+	// Create the directory first so the cut hits the lock node's create.
+	require.NoError(t, s.Create(bounded(t, zktest.Timeout), "/lock", nil, 0))
+
+	cut.DropReply("-lock-")
+	require.NoError(t, m.Lock(bounded(t, zktest.Timeout)))
+	select {
+	case <-cut.Fired():
+	default:
+		t.Fatal("the create's reply was never dropped")
+	}
+	kids := children(t, zc.Admin(t), root+"/lock")
+	require.Len(t, kids, 1, "exactly one node: the create landed once and was found again")
+	assert.Equal(t, "/lock/"+kids[0], m.Key())
+	require.NoError(t, m.Unlock(bounded(t, zktest.Timeout)))
+	assert.Empty(t, children(t, zc.Admin(t), root+"/lock"))
+	require.NoError(t, s.Delete(bounded(t, zktest.Timeout), "/lock", -1))
+}
+
+func TestIntegration_MutexForeignChildren(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	admin := zc.Admin(t)
+	s := connect(t, zc.Servers(), zklock.WithChroot(root))
+	ctx := bounded(t, zktest.Timeout)
+	require.NoError(t, s.Create(ctx, "/lock", nil, 0))
+	for _, n := range []string{"config", "readme"} {
+		require.NoError(t, s.Create(ctx, "/lock/"+n, []byte(n), 0))
+	}
+	m := zklock.NewMutex(s, "/lock")
+	require.NoError(t, m.TryLock(ctx), "unknown children are ignored")
+	require.NoError(t, m.Unlock(ctx))
+
+	// A kazoo read lock is lock-shaped: it queues ahead of us.
+	rlock, err := admin.Create(root+"/lock/3a8d0c9c5e0b4b6f9b1e2d7c6a5f4e3d__rlock__", nil, zk.FlagEphemeral|zk.FlagSequence, zk.WorldACL(zk.PermAll))
+	require.NoError(t, err)
+	assert.ErrorIs(t, m.TryLock(ctx), zklock.ErrLocked)
+	res := lockAsync(ctx, m)
+	waitChildren(t, admin, root+"/lock", 4)
+	require.NoError(t, admin.Delete(rlock, -1))
+	require.NoError(t, await(t, res, "Lock after the reader left").err)
+	require.NoError(t, m.Unlock(ctx))
+	for _, n := range []string{"config", "readme"} {
+		require.NoError(t, s.Delete(ctx, "/lock/"+n, -1))
+	}
+	require.NoError(t, s.Delete(ctx, "/lock", -1))
+}
+
+func TestIntegration_MutexMisuse(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	s := connect(t, zc.Servers(), zklock.WithChroot(root))
+	ctx := bounded(t, zktest.Timeout)
+	m := zklock.NewMutex(s, "/lock")
+
+	assert.ErrorIs(t, m.Unlock(ctx), zklock.ErrNotLocked, "Unlock without Lock")
+	assert.ErrorIs(t, m.Err(), zklock.ErrNotLocked)
+	assert.Zero(t, m.Token())
+	assert.Nil(t, m.Guard())
+	select {
+	case <-m.Done():
+	default:
+		t.Fatal("Done must be closed before the first Lock")
+	}
+
+	require.NoError(t, m.Lock(ctx))
+	assert.ErrorIs(t, m.Lock(ctx), zklock.ErrMutexBusy, "not reentrant")
+	assert.ErrorIs(t, m.TryLock(ctx), zklock.ErrMutexBusy)
+	require.NoError(t, m.Unlock(ctx))
+	assert.ErrorIs(t, m.Unlock(ctx), zklock.ErrNotLocked, "a second Unlock")
+	assert.ErrorIs(t, m.Err(), zklock.ErrNotLocked)
+
+	for _, p := range []string{"", "lock", "/a/", "/"} {
+		assert.ErrorIs(t, zklock.NewMutex(s, p).Lock(ctx), zklock.ErrInvalidPath, "path %q", p)
+	}
+}
+
+func TestIntegration_MutexGuardFencesWrites(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	s := connect(t, zc.Servers(), zklock.WithChroot(root))
+	ctx := bounded(t, zktest.Timeout)
+	require.NoError(t, s.Create(ctx, "/resource", []byte("0"), 0))
+	m := zklock.NewMutex(s, "/lock")
+	require.NoError(t, m.Lock(ctx))
+	guard := m.Guard()
+	_, err := s.Multi(ctx, guard, &zk.SetDataRequest{Path: "/resource", Data: []byte("1"), Version: -1})
+	require.NoError(t, err, "a holder's guarded write lands")
+
+	zc.DeleteNode(t, root+m.Key()) // the hold is gone, as after an expiry
+	await(t, m.Done(), "loss")
+	_, err = s.Multi(ctx, guard, &zk.SetDataRequest{Path: "/resource", Data: []byte("2"), Version: -1})
+	assert.ErrorIs(t, err, zk.ErrNoNode, "a former holder's guarded write fails")
+	data, _, err := s.Get(ctx, "/resource")
+	require.NoError(t, err)
+	assert.Equal(t, "1", string(data))
+	require.NoError(t, s.Delete(ctx, "/resource", -1))
+}
