@@ -166,6 +166,24 @@ func (s *Session) discard(ctx context.Context, g *generation, dir, name string) 
 	}
 }
 
+// release deletes the node of a hold being given up, bounded by ctx and
+// cleanupTimeout; if that does not succeed, the cleaner takes over. A
+// release never waits for a connection to come back.
+func (s *Session) release(ctx context.Context, g *generation, dir, name string) {
+	if g.ended() {
+		return
+	}
+	if s.State() == StateSuspended {
+		s.addDuty(duty{g: g, dir: dir, name: name})
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
+	defer cancel()
+	if err := s.deleteOn(ctx, g, dir+"/"+name); err != nil && !g.ended() {
+		s.addDuty(duty{g: g, dir: dir, name: name})
+	}
+}
+
 // deleteOn deletes p on generation g; a node already gone counts as
 // deleted.
 func (s *Session) deleteOn(ctx context.Context, g *generation, p string) error {

@@ -5,8 +5,8 @@
 //
 // A Session is a managed ZooKeeper session: Connect establishes it, it
 // reconnects after a lost connection, and when ZooKeeper expires it, it opens
-// a new one with backoff, so values built on it keep working. Recipes are
-// built from a Session and share its connection.
+// a new one with backoff, so values built on it keep working. Recipes (Mutex)
+// are built from a Session and share its connection.
 //
 // A Session is in one of four states, delivered in order to every
 // Subscription:
@@ -35,20 +35,57 @@
 // held under it, without waiting for a reconnect to be told so. Curator
 // declares its equivalent LOST state only after about 1.67 T.
 //
+// # Locks
+//
+// A Mutex is an exclusive lock on a ZooKeeper path. Lock queues the caller
+// as an ephemeral sequential child of the path,
+//
+//	/path/_c_<UUID>-lock-0000000042   data: holder identity ("host:pid")
+//
+// and the lowest sequence number holds the lock. A waiter watches only the
+// node just ahead of it, so a release wakes one waiter, not all. The path
+// and missing parents are created as container nodes, which ZooKeeper
+// deletes once they are empty.
+//
+// The node names are Curator's protected form: after a lost connection the
+// creator finds its node again by the UUID, and accepts it only if its own
+// ZooKeeper session owns it. Before granting, Lock confirms the node exists
+// in the current session. Every node a Mutex creates is deleted when it is
+// no longer wanted — after a cancelled Lock, a failed TryLock or an Unlock —
+// by the Session's cleaner if the connection is down, so a waiter never
+// stays behind to block others.
+//
+// The same path can be shared with Curator's InterProcessMutex,
+// go-zookeeper's zk.Lock and kazoo's Lock: a Mutex queues behind their nodes
+// (and behind Curator and kazoo read-lock nodes), and they queue behind its
+// nodes. kazoo sees other implementations' nodes only when its Lock is
+// created with extra_lock_patterns=["-lock-"].
+//
+// Use Lock to wait for your turn, and TryLock to do the work only if no one
+// else holds or waits for the lock (say, a periodic job that several
+// instances start and one should run).
+//
 // # Safety
 //
 // A held lock can be lost at any time: the session can expire, the
 // connection can stay down past the loss deadline, or an operator can delete
 // the lock node. It is NOT safe to assume a lock is still held just because
-// Unlock has not been called. Watch the hold's loss signal and stop acting
-// on the resource when it fires, and fence every write to the resource with
-// the hold's fencing token, so a write from a holder that has lost the lock
-// without knowing it yet is rejected by the resource.
+// Unlock has not been called. Watch the hold's loss signal (Mutex.Done, or
+// Mutex.Context passed into the work) and stop acting on the resource when
+// it fires.
+//
+// The loss signal comes before the server can grant the lock to anyone
+// else, but a process can still be paused (by the garbage collector, the
+// scheduler, a debugger) between checking it and writing. So fence every
+// write: send the hold's fencing token (Mutex.Token, the creation zxid of
+// its node, which strictly increases across holders) with each write and
+// have the resource reject tokens lower than the highest it has seen; for
+// writes to ZooKeeper itself, put Mutex.Guard in the same Session.Multi.
 //
 // # Errors
 //
-// Errors wrap the package's sentinels (ErrSessionExpired, ErrSessionClosed,
-// ...) and go-zookeeper's (zk.ErrNoNode, zk.ErrNoAuth, ...), so callers test
-// them with errors.Is. A blocking call whose context ends returns an error
+// Errors wrap the package's sentinels (ErrSessionExpired, ErrLockLost, ...)
+// and go-zookeeper's (zk.ErrNoNode, zk.ErrNoAuth, ...), so callers test them
+// with errors.Is. A blocking call whose context ends returns an error
 // matching ctx.Err().
 package zklock

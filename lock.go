@@ -117,14 +117,14 @@ func (m *Mutex) acquire(ctx context.Context, wait bool) error {
 		}
 		h, watch, err := m.attempt(ctx, g, wait)
 		if err == nil {
-			m.mu.Lock()
-			m.hold = h
-			m.mu.Unlock()
 			mctx, stop := context.WithCancel(m.s.life)
 			h.stop = stop
 			// Owner: the Mutex. Stopped by Unlock (h.stop) or by the end of
 			// the hold; joined by Unlock and by the next Lock (h.exited).
 			go m.monitor(mctx, h, watch)
+			m.mu.Lock()
+			m.hold = h
+			m.mu.Unlock()
 			return nil
 		}
 		if g.ended() && ctx.Err() == nil && !errors.Is(err, ErrLocked) && !errors.Is(err, ErrSessionClosed) {
@@ -283,9 +283,7 @@ func (m *Mutex) Unlock(ctx context.Context) error {
 	if !h.end(ErrNotLocked) {
 		return fmt.Errorf("%w: %w", ErrNotLocked, h.cause())
 	}
-	if err := m.s.deleteOn(ctx, h.g, h.dir+"/"+h.name); err != nil && !h.g.ended() {
-		m.s.addDuty(duty{g: h.g, dir: h.dir, name: h.name})
-	}
+	m.s.release(ctx, h.g, h.dir, h.name)
 	return nil
 }
 

@@ -375,3 +375,66 @@ func TestIntegration_MutexGuardFencesWrites(t *testing.T) {
 	assert.Equal(t, "1", string(data))
 	require.NoError(t, s.Delete(ctx, "/resource", -1))
 }
+
+func TestIntegration_MutexUnlockWhileDisconnected(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	ps := zc.NewProxies(t)
+	s := connect(t, ps.Addrs(), zklock.WithChroot(root), zklock.WithSessionTimeout(20*time.Second))
+	m := zklock.NewMutex(s, "/lock")
+	other := zklock.NewMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/lock")
+	require.NoError(t, m.Lock(bounded(t, zktest.Timeout)))
+	sid := s.SessionID()
+	ores := lockAsync(bounded(t, zktest.Timeout), other)
+	waitChildren(t, zc.Admin(t), root+"/lock", 2)
+
+	ps.Blackhole()
+	unlocked := make(chan error, 1)
+	go func() { unlocked <- m.Unlock(context.Background()) }() // no deadline of its own
+	require.NoError(t, await(t, unlocked, "Unlock with the connection down"), "Unlock hands the delete to the cleaner")
+	assert.ErrorIs(t, m.Err(), zklock.ErrNotLocked)
+	select {
+	case r := <-ores:
+		t.Fatalf("the other contender got the lock while our node still exists: %v", r.err)
+	default:
+	}
+
+	ps.Heal()
+	require.NoError(t, await(t, ores, "the other Lock after the cleaner deleted our node").err)
+	assert.Equal(t, sid, s.SessionID(), "same ZooKeeper session: the cleaner, not expiry, removed the node")
+	require.NoError(t, other.Unlock(bounded(t, zktest.Timeout)))
+}
+
+func TestIntegration_MutexWaitsAcrossExpiry(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	ps := zc.NewProxies(t)
+	holder := zklock.NewMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/lock")
+	ws := connect(t, ps.Addrs(), zklock.WithChroot(root), zklock.WithSessionTimeout(2*time.Second))
+	waiter := zklock.NewMutex(ws, "/lock")
+	require.NoError(t, holder.Lock(bounded(t, zktest.Timeout)))
+	sub := ws.Subscribe()
+	defer sub.Stop()
+	first := waitState(t, sub, zklock.StateConnected)
+
+	wres := lockAsync(bounded(t, zktest.Timeout), waiter)
+	waitChildren(t, zc.Admin(t), root+"/lock", 2)
+	ps.Blackhole()
+	waitState(t, sub, zklock.StateExpired)
+	ps.Heal()
+	next := waitState(t, sub, zklock.StateConnected)
+	require.NotEqual(t, first.SessionID, next.SessionID)
+	// The waiter queues again in its new session: the old node is gone with
+	// the old session, a new one takes its place.
+	waitChildren(t, zc.Admin(t), root+"/lock", 2)
+	select {
+	case r := <-wres:
+		t.Fatalf("Lock returned while the lock is held: %v", r.err)
+	default:
+	}
+	require.NoError(t, holder.Unlock(bounded(t, zktest.Timeout)))
+	require.NoError(t, await(t, wres, "the waiter's Lock").err)
+	require.NoError(t, waiter.Unlock(bounded(t, zktest.Timeout)))
+}

@@ -101,6 +101,20 @@ func Shared(t testing.TB) *Cluster {
 	return c
 }
 
+// Servers returns client addresses of the shared server for code that has
+// no testing.TB, such as Example functions.
+func Servers() ([]string, error) {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.c == nil && shared.err == nil {
+		shared.c, shared.err = start(1, nil)
+	}
+	if shared.err != nil {
+		return nil, shared.err
+	}
+	return shared.c.Servers(), nil
+}
+
 // Start starts n servers for this test alone and stops them when it ends.
 // With ZK_SERVERS set it uses those servers instead, and skips the test if
 // they are fewer than n.
