@@ -49,6 +49,11 @@ var ErrSubscriptionStopped = errors.New("zklock: subscription stopped")
 // the next.
 var errGenerationEnded = errors.New("zklock: zookeeper session ended during the operation")
 
-// ErrMutexBusy is returned by Lock and TryLock on a Mutex that already holds
-// its lock or is acquiring it: a Mutex is not reentrant.
-var ErrMutexBusy = errors.New("zklock: mutex already held or being acquired")
+// ErrBusy is returned by Lock and TryLock on a Mutex that already holds its
+// lock or is acquiring it, and by Campaign on an Election that already leads
+// or is campaigning: neither is reentrant.
+var ErrBusy = errors.New("zklock: already held or being acquired")
+
+// ErrLeadershipLost is the cause of a leadership that ended without Resign.
+// Like ErrLockLost it is wrapped together with the reason.
+var ErrLeadershipLost = errors.New("zklock: leadership lost")

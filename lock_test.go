@@ -342,8 +342,8 @@ func TestIntegration_MutexMisuse(t *testing.T) {
 	}
 
 	require.NoError(t, m.Lock(ctx))
-	assert.ErrorIs(t, m.Lock(ctx), zklock.ErrMutexBusy, "not reentrant")
-	assert.ErrorIs(t, m.TryLock(ctx), zklock.ErrMutexBusy)
+	assert.ErrorIs(t, m.Lock(ctx), zklock.ErrBusy, "not reentrant")
+	assert.ErrorIs(t, m.TryLock(ctx), zklock.ErrBusy)
 	require.NoError(t, m.Unlock(ctx))
 	assert.ErrorIs(t, m.Unlock(ctx), zklock.ErrNotLocked, "a second Unlock")
 	assert.ErrorIs(t, m.Err(), zklock.ErrNotLocked)

@@ -1,0 +1,296 @@
+package zklock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/zklock/zklock/internal/seqnode"
+	"github.com/zklock/zklock/internal/znode"
+)
+
+// recipe is the queue protocol Mutex and Election share: protected
+// creates, predecessor watches, confirmation before granting, the hold and
+// its monitor, and release.
+type recipe struct {
+	s      *Session
+	op     string // "lock" or "campaign", for errors
+	path   string // as given
+	full   string // chroot applied
+	perr   error  // the path is invalid
+	prefix func(id string) string
+	keep   func(seqnode.Kind) bool // which children queue with us
+	lost   error                   // ErrLockLost or ErrLeadershipLost
+	free   error                   // ErrNotLocked or ErrNotLeader
+
+	mu   sync.Mutex // guards busy, hold
+	busy bool       // an acquisition is running
+	hold *hold      // the current or latest hold; nil before the first
+}
+
+func newRecipe(s *Session, op, path string, prefix func(string) string, keep func(seqnode.Kind) bool, lost, free error) *recipe {
+	r := &recipe{s: s, op: op, path: path, prefix: prefix, keep: keep, lost: lost, free: free}
+	if err := znode.Validate(path); err != nil {
+		r.perr = fmt.Errorf("zklock: %s: %w: %w", op, ErrInvalidPath, err)
+	} else if path == "/" {
+		r.perr = fmt.Errorf("zklock: %s: %w: the root cannot hold contenders", op, ErrInvalidPath)
+	}
+	r.full = znode.Join(s.cfg.chroot, path)
+	return r
+}
+
+// defaultIdentity is the default node data: hostname and pid.
+func defaultIdentity() []byte {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown"
+	}
+	return fmt.Appendf(nil, "%s:%d", host, os.Getpid())
+}
+
+// acquire queues with data until first, in the current ZooKeeper session and
+// again in the next one if it ends, until ctx ends. Without wait it gives up
+// with ErrLocked when anyone is ahead.
+func (r *recipe) acquire(ctx context.Context, data []byte, wait bool) error {
+	if r.perr != nil {
+		return r.perr
+	}
+	r.mu.Lock()
+	prev := r.hold
+	if r.busy || (prev != nil && prev.cause() == nil) {
+		r.mu.Unlock()
+		return ErrBusy
+	}
+	r.busy = true
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.busy = false
+		r.mu.Unlock()
+	}()
+	if prev != nil {
+		<-prev.exited // the previous hold's monitor is done
+	}
+
+	for {
+		g, err := r.s.current(ctx)
+		if err != nil {
+			return fmt.Errorf("zklock: %s %s: %w", r.op, r.path, err)
+		}
+		h, watch, err := r.attempt(ctx, g, data, wait)
+		if err == nil {
+			mctx, stop := context.WithCancel(r.s.life)
+			h.stop = stop
+			// Owner: the recipe. Stopped by release (h.stop) or by the end
+			// of the hold; joined by release and the next acquire (h.exited).
+			go r.monitor(mctx, h, watch)
+			r.mu.Lock()
+			r.hold = h
+			r.mu.Unlock()
+			return nil
+		}
+		if g.ended() && ctx.Err() == nil && !errors.Is(err, ErrLocked) && !errors.Is(err, ErrSessionClosed) {
+			continue // queue again in the next ZooKeeper session
+		}
+		return fmt.Errorf("zklock: %s %s: %w", r.op, r.path, err)
+	}
+}
+
+// attempt queues on generation g and waits to be first. On success it
+// returns the hold and a watch on the hold's node.
+func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait bool) (*hold, <-chan zk.Event, error) {
+	name, err := r.s.enqueue(ctx, g, r.full, r.prefix, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	for {
+		var kids []string
+		err := r.s.doOn(ctx, g, func(c *zk.Conn) (err error) {
+			kids, _, err = c.Children(r.full)
+			return err
+		})
+		if err != nil {
+			r.s.discard(ctx, g, r.full, name)
+			return nil, nil, err
+		}
+		_, pred, first, found := seqnode.Position(seqnode.Contenders(kids, r.keep), name)
+		if !found { // deleted under us while waiting: queue again
+			if name, err = r.s.enqueue(ctx, g, r.full, r.prefix, data); err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
+		if first {
+			h, watch, err := r.confirm(ctx, g, name)
+			if err != nil {
+				r.s.discard(ctx, g, r.full, name)
+				return nil, nil, err
+			}
+			if h == nil { // gone between the listing and the check
+				continue
+			}
+			return h, watch, nil
+		}
+		if !wait {
+			r.s.discard(ctx, g, r.full, name)
+			return nil, nil, ErrLocked
+		}
+		var ok bool
+		var ev <-chan zk.Event
+		err = r.s.doOn(ctx, g, func(c *zk.Conn) (err error) {
+			ok, _, ev, err = c.ExistsW(r.full + "/" + pred.Name)
+			return err
+		})
+		if err != nil {
+			r.s.discard(ctx, g, r.full, name)
+			return nil, nil, err
+		}
+		if !ok {
+			continue
+		}
+		select {
+		case <-ev: // deleted or changed: look again
+		case <-ctx.Done():
+			r.s.discard(ctx, g, r.full, name)
+			return nil, nil, ctx.Err()
+		case <-g.done:
+			return nil, nil, g.err
+		}
+	}
+}
+
+// confirm checks, before granting, that our node exists and belongs to g's
+// ZooKeeper session, reads its creation zxid for the fencing token and sets
+// the watch that tells the holder if the node is deleted. It returns a nil
+// hold if the node is gone.
+func (r *recipe) confirm(ctx context.Context, g *generation, name string) (*hold, <-chan zk.Event, error) {
+	var ok bool
+	var st *zk.Stat
+	var watch <-chan zk.Event
+	p := r.full + "/" + name
+	err := r.s.doOn(ctx, g, func(c *zk.Conn) (err error) {
+		ok, st, watch, err = c.ExistsW(p)
+		return err
+	})
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case !ok:
+		return nil, nil, nil
+	case st.EphemeralOwner != g.sessionID:
+		return nil, nil, fmt.Errorf("zklock: node %s belongs to session 0x%x, not ours (0x%x)", p, st.EphemeralOwner, g.sessionID)
+	case g.ended():
+		return nil, nil, g.err
+	}
+	n, _ := seqnode.Parse(name)
+	return newHold(ctx, g, r.full, name, znode.Strip(r.s.cfg.chroot, p), n.Seq, st.Czxid), watch, nil
+}
+
+// monitor ends the hold when it is lost: the ZooKeeper session ends (expiry,
+// loss deadline, Close) or the node is deleted.
+func (r *recipe) monitor(ctx context.Context, h *hold, watch <-chan zk.Event) {
+	defer close(h.exited)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.g.done:
+			h.end(fmt.Errorf("%w: %w", r.lost, h.g.err))
+			return
+		case ev := <-watch:
+			switch ev.Type {
+			case zk.EventNodeDeleted:
+				h.end(fmt.Errorf("%w: %w", r.lost, ErrNodeDeleted))
+				return
+			case zk.EventNotWatching:
+				watch = nil // the session is ending; g.done follows
+				continue
+			}
+			// Data changed: watches fire once, so set it again.
+			var ok bool
+			err := r.s.doOn(ctx, h.g, func(c *zk.Conn) (err error) {
+				ok, _, watch, err = c.ExistsW(h.dir + "/" + h.name)
+				return err
+			})
+			if err == nil && !ok {
+				h.end(fmt.Errorf("%w: %w", r.lost, ErrNodeDeleted))
+				return
+			}
+			if err != nil {
+				watch = nil // ctx ended or g ended; the select decides
+			}
+		}
+	}
+}
+
+// release ends the current hold and deletes its node, handing the delete to
+// the cleaner if it cannot finish before ctx ends or the connection is down.
+func (r *recipe) release(ctx context.Context) error {
+	h := r.current()
+	if h == nil || !h.claim() {
+		return r.free
+	}
+	h.stop()
+	<-h.exited
+	if !h.end(r.free) {
+		return fmt.Errorf("%w: %w", r.free, h.cause())
+	}
+	r.s.release(ctx, h.g, h.dir, h.name)
+	return nil
+}
+
+func (r *recipe) current() *hold {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.hold
+}
+
+func (r *recipe) done() <-chan struct{} {
+	if h := r.current(); h != nil {
+		return h.done
+	}
+	return closedChan
+}
+
+func (r *recipe) err() error {
+	if h := r.current(); h != nil {
+		return h.cause()
+	}
+	return r.free
+}
+
+func (r *recipe) context() context.Context {
+	if h := r.current(); h != nil {
+		return h.ctx
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(r.free)
+	return ctx
+}
+
+func (r *recipe) token() int64 {
+	if h := r.current(); h != nil {
+		return h.token
+	}
+	return 0
+}
+
+func (r *recipe) key() string {
+	if h := r.current(); h != nil {
+		return h.key
+	}
+	return ""
+}
+
+func (r *recipe) guard() *zk.CheckVersionRequest {
+	h := r.current()
+	if h == nil {
+		return nil
+	}
+	// Contender nodes are created with their data and never written: version 0.
+	return &zk.CheckVersionRequest{Path: h.key, Version: 0}
+}
