@@ -31,10 +31,19 @@ func waitChildren(t *testing.T, admin *zk.Conn, dir string, n int) []string {
 	deadline := time.After(zktest.Timeout)
 	for {
 		kids, _, ev, err := admin.ChildrenW(dir)
-		if errors.Is(err, zk.ErrNoNode) && n == 0 {
-			return nil
+		if errors.Is(err, zk.ErrNoNode) {
+			if n == 0 {
+				return nil
+			}
+			var ok bool
+			ok, _, ev, err = admin.ExistsW(dir) // wait for the directory
+			require.NoError(t, err)
+			if ok {
+				continue
+			}
+		} else {
+			require.NoError(t, err)
 		}
-		require.NoError(t, err)
 		if len(kids) == n {
 			return kids
 		}

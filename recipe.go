@@ -83,7 +83,9 @@ func (r *recipe) acquire(ctx context.Context, data []byte, wait bool) error {
 		}
 		h, watch, err := r.attempt(ctx, g, data, wait)
 		if err == nil {
-			mctx, stop := context.WithCancel(r.s.life)
+			// Not derived from the Session's life: at Close the monitor must
+			// see the session end and report the loss, not just stop.
+			mctx, stop := context.WithCancel(context.Background())
 			h.stop = stop
 			// Owner: the recipe. Stopped by release (h.stop) or by the end
 			// of the hold; joined by release and the next acquire (h.exited).

@@ -1,0 +1,329 @@
+package zklock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/zklock/zklock/internal/seqnode"
+	"github.com/zklock/zklock/internal/znode"
+)
+
+// Election is leader election among candidates on a ZooKeeper path,
+// compatible with Curator's LeaderLatch on the same path.
+//
+// Candidates queue as ephemeral sequential children of the path, named
+// "_c_<UUID>-latch-<sequence>" with the candidate's value as data; the
+// lowest sequence leads. Leadership is held like a Mutex's lock: it has a
+// loss signal (Done, Err, Context), a fencing token (Token, the term) and a
+// Guard, and it can be lost at any time.
+//
+// An Election is safe for concurrent use. It campaigns at most once at a
+// time; use one Election per candidate.
+type Election struct {
+	r     *recipe
+	value []byte
+}
+
+// ElectionOption configures an Election.
+type ElectionOption func(*Election)
+
+// WithValue sets the value a candidate campaigns with when Campaign gets a
+// nil value, and the value Run campaigns with. The default is
+// "<hostname>:<pid>".
+func WithValue(v []byte) ElectionOption {
+	return func(e *Election) { e.value = v }
+}
+
+// Term identifies one leader's tenure.
+type Term struct {
+	Value []byte // the leader's candidate value
+	Key   string // the leader's node, under the Session's chroot
+	Token int64  // the fencing token: the node's creation zxid
+}
+
+// NewElection returns an Election on path (under the Session's chroot). It
+// does no I/O; an invalid path is reported by the methods that do.
+func NewElection(s *Session, path string, opts ...ElectionOption) *Election {
+	e := &Election{
+		r: newRecipe(s, "campaign", path, seqnode.LatchPrefix,
+			func(k seqnode.Kind) bool { return k == seqnode.Latch }, ErrLeadershipLost, ErrNotLeader),
+		value: defaultIdentity(),
+	}
+	for _, o := range opts {
+		o(e)
+	}
+	return e
+}
+
+// Campaign enters the election with value (nil: the WithValue default) and
+// blocks until this candidate leads or ctx ends. Before returning it
+// confirms the candidate's node exists and belongs to the current ZooKeeper
+// session, so a leader is never reported from a session that has ended. It
+// keeps campaigning across lost connections and, by queueing again, across
+// session expiry.
+//
+// When ctx ends first, Campaign returns an error matching ctx.Err() and
+// leaves no node behind. It returns ErrBusy if this Election already leads
+// or is campaigning.
+func (e *Election) Campaign(ctx context.Context, value []byte) error {
+	if value == nil {
+		value = e.value
+	}
+	return e.r.acquire(ctx, value, true)
+}
+
+// Resign steps down: leadership ends (Done closes, Err returns ErrNotLeader)
+// and the candidate's node is deleted, so the next candidate leads at once.
+// As with Mutex.Unlock, a delete that cannot finish before ctx ends or while
+// the connection is down goes to the Session's cleaner. Resign returns
+// ErrNotLeader if this candidate does not lead (wrapping the loss if
+// leadership was lost).
+func (e *Election) Resign(ctx context.Context) error { return e.r.release(ctx) }
+
+// Done returns a channel that is closed when the current leadership ends, for
+// any reason: Resign, session expiry, the loss deadline, Session.Close, or
+// the node deleted by someone else. Before the first Campaign it returns a
+// closed channel.
+func (e *Election) Done() <-chan struct{} { return e.r.done() }
+
+// Err returns nil while this candidate leads; afterwards ErrNotLeader after
+// Resign, or an error wrapping ErrLeadershipLost and its cause.
+func (e *Election) Err() error { return e.r.err() }
+
+// Context returns a context cancelled when the current leadership ends, with
+// Err's value as its cause. Before the first Campaign it is already
+// cancelled.
+func (e *Election) Context() context.Context { return e.r.context() }
+
+// Token returns the current or latest term's fencing token: the creation
+// zxid of the leader's node. It strictly increases across successive
+// leaders of the path. Zero before the first Campaign.
+func (e *Election) Token() int64 { return e.r.token() }
+
+// Key returns the path of this candidate's node in its current or latest
+// term, under the Session's chroot.
+func (e *Election) Key() string { return e.r.key() }
+
+// Guard returns an operation for Session.Multi that fails once this
+// candidate's leadership node is gone. Nil before the first Campaign.
+func (e *Election) Guard() *zk.CheckVersionRequest { return e.r.guard() }
+
+// Leader returns the current leader's value, or ErrNoLeader when no
+// candidate is in the election.
+func (e *Election) Leader(ctx context.Context) ([]byte, error) {
+	t, err := e.leader(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	return t.Value, nil
+}
+
+// leader reads the current term; with watch set it also returns a watch on
+// the election's children (or on the path, while it does not exist).
+func (e *Election) leader(ctx context.Context, watch *<-chan zk.Event) (Term, error) {
+	if e.r.perr != nil {
+		return Term{}, e.r.perr
+	}
+	for {
+		var kids []string
+		err := e.r.s.do(ctx, func(c *zk.Conn) (err error) {
+			if watch == nil {
+				kids, _, err = c.Children(e.r.full)
+				return err
+			}
+			for {
+				kids, _, *watch, err = c.ChildrenW(e.r.full)
+				if !errors.Is(err, zk.ErrNoNode) {
+					return err
+				}
+				// No election yet: watch for the path to appear.
+				var ok bool
+				if ok, _, *watch, err = c.ExistsW(e.r.full); err != nil || !ok {
+					if err == nil {
+						err = zk.ErrNoNode
+					}
+					return err
+				}
+			}
+		})
+		if errors.Is(err, zk.ErrNoNode) {
+			return Term{}, ErrNoLeader
+		}
+		if err != nil {
+			return Term{}, fmt.Errorf("zklock: leader %s: %w", e.r.path, err)
+		}
+		cands := seqnode.Contenders(kids, e.r.keep)
+		if len(cands) == 0 {
+			return Term{}, ErrNoLeader
+		}
+		p := e.r.full + "/" + cands[0].Name
+		var data []byte
+		var st *zk.Stat
+		err = e.r.s.do(ctx, func(c *zk.Conn) (err error) {
+			data, st, err = c.Get(p)
+			return err
+		})
+		if errors.Is(err, zk.ErrNoNode) {
+			if watch != nil {
+				return Term{}, errRelist // the watch fires for this change
+			}
+			continue
+		}
+		if err != nil {
+			return Term{}, fmt.Errorf("zklock: leader %s: %w", e.r.path, err)
+		}
+		return Term{Value: data, Key: znode.Strip(e.r.s.cfg.chroot, p), Token: st.Czxid}, nil
+	}
+}
+
+// errRelist: the leader changed while being read; the pending watch reports
+// the change.
+// term runs fn with a context that ends when leadership ends or ctx ends,
+// whichever is first. Leadership is given up only after fn has returned, so
+// the next leader never overlaps with it.
+func (e *Election) term(ctx context.Context, fn func(context.Context) error) error {
+	lctx, cancel := context.WithCancelCause(e.Context())
+	defer cancel(nil)
+	stop := context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
+	defer stop()
+	return fn(lctx)
+}
+
+var errRelist = errors.New("zklock: leader changed while read")
+
+// Observe returns a channel that receives the Term of the leader at the
+// time of the call (read before Observe returns, if there is one), then
+// every later leader's, in order: a Term is sent each time a different node
+// leads. Terms queue while the receiver is slow, so none observed is
+// dropped; changes faster than a watch can be set again may be seen only by
+// their latest leader, as with any ZooKeeper watch. The channel is closed
+// when ctx ends or the Session is closed. Observe's goroutine belongs to the
+// Session, which joins it in Close.
+func (e *Election) Observe(ctx context.Context) <-chan Term {
+	out := make(chan Term)
+	s := e.r.s
+	var first *Term
+	var watch <-chan zk.Event
+	if t, err := e.leader(ctx, &watch); err == nil {
+		first = &t
+	} else if !errors.Is(err, ErrNoLeader) {
+		watch = nil // the goroutine reads again
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		close(out)
+		return out
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	// Owner: the Session; stopped by ctx or Close; joined by Close.
+	go func() {
+		defer s.wg.Done()
+		defer close(out)
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stop := context.AfterFunc(s.life, cancel)
+		defer stop()
+		e.observe(ctx, out, first, watch)
+	}()
+	return out
+}
+
+func (e *Election) observe(ctx context.Context, out chan<- Term, first *Term, watch <-chan zk.Event) {
+	var queue []Term
+	last := ""
+	if first != nil {
+		queue, last = append(queue, *first), first.Key
+	}
+	bo := e.r.s.cfg.backoff.newBackOff(e.r.s.clk)
+	var retryAt timer
+	defer retryAt.stop()
+	look := watch == nil
+	for {
+		if look {
+			look = false
+			var w <-chan zk.Event
+			t, err := e.leader(ctx, &w)
+			switch {
+			case err == nil || errors.Is(err, ErrNoLeader):
+				watch = w
+				bo.Reset()
+				if err == nil && t.Key != last {
+					last = t.Key
+					queue = append(queue, t)
+				}
+			case errors.Is(err, errRelist):
+				watch = w
+			case ctx.Err() != nil:
+				return
+			default:
+				e.r.s.cfg.logger.Debug("zklock: observe: reading leader failed; retrying", "path", e.r.path, "err", err)
+				watch = nil
+				retryAt.set(bo.NextBackOff())
+			}
+		}
+		var send chan<- Term
+		var head Term
+		if len(queue) > 0 {
+			send, head = out, queue[0]
+		}
+		select {
+		case send <- head:
+			queue = queue[1:]
+		case <-watch:
+			look = true
+		case <-retryAt.c:
+			look = true
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// Run campaigns with the WithValue value, runs fn while leading, and
+// campaigns again after leadership ends, until ctx ends (Curator's
+// LeaderSelector with automatic requeueing). fn gets a context that is
+// cancelled when leadership ends or ctx ends; leadership is resigned only
+// after fn has returned, and a new term never starts before the previous fn
+// has returned. When fn returns by itself, the candidate
+// resigns and campaigns again; errors fn returns are logged. Between terms
+// Run waits per the Session's backoff policy, so a failing fn or a flapping
+// session does not spin.
+//
+// Run returns when ctx ends, with an error matching ctx.Err(), or when the
+// Session is closed.
+func (e *Election) Run(ctx context.Context, fn func(leaderCtx context.Context) error) error {
+	s := e.r.s
+	bo := s.cfg.backoff.newBackOff(s.clk)
+	for {
+		if err := e.Campaign(ctx, nil); err != nil {
+			if ctx.Err() != nil || errors.Is(err, ErrSessionClosed) || errors.Is(err, ErrInvalidPath) {
+				return err
+			}
+			s.cfg.logger.Warn("zklock: campaign failed; retrying", "path", e.r.path, "err", err)
+		} else {
+			start := time.Now()
+			if err := e.term(ctx, fn); err != nil {
+				s.cfg.logger.Warn("zklock: leader function failed", "path", e.r.path, "err", err)
+			}
+			if err := e.Resign(context.WithoutCancel(ctx)); err != nil && !errors.Is(err, ErrNotLeader) {
+				s.cfg.logger.Warn("zklock: resign failed", "path", e.r.path, "err", err)
+			}
+			if time.Since(start) > s.cfg.backoff.Max {
+				bo.Reset()
+			}
+		}
+		select {
+		case <-s.clk.After(bo.NextBackOff()):
+		case <-ctx.Done():
+			return fmt.Errorf("zklock: run %s: %w", e.r.path, ctx.Err())
+		case <-s.closing:
+			return fmt.Errorf("zklock: run %s: %w", e.r.path, ErrSessionClosed)
+		}
+	}
+}

@@ -1,0 +1,303 @@
+package zklock_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/zklock/zklock"
+	"github.com/zklock/zklock/internal/interop"
+	"github.com/zklock/zklock/internal/zktest"
+)
+
+func campaignAsync(ctx context.Context, e *zklock.Election, value string) <-chan result {
+	ch := make(chan result, 1)
+	go func() {
+		err := e.Campaign(ctx, []byte(value))
+		ch <- result{err: err, at: time.Now()}
+	}()
+	return ch
+}
+
+func nextTerm(t *testing.T, obs <-chan zklock.Term) zklock.Term {
+	t.Helper()
+	select {
+	case term, ok := <-obs:
+		require.True(t, ok, "Observe channel closed early")
+		return term
+	case <-time.After(zktest.Timeout):
+		t.Fatal("timed out waiting for a leader change")
+	}
+	panic("unreachable")
+}
+
+func pending(results []<-chan result) int {
+	n := 0
+	for _, ch := range results {
+		if len(ch) == 0 {
+			n++
+		}
+	}
+	return n
+}
+
+func TestIntegration_ElectionFailoverInQueueOrder(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	admin := zc.Admin(t)
+	const n = 5
+	sessions := make([]*zklock.Session, n)
+	elections := make([]*zklock.Election, n)
+	results := make([]<-chan result, n)
+	for i := range n {
+		sessions[i] = connect(t, zc.Servers(), zklock.WithChroot(root))
+		elections[i] = zklock.NewElection(sessions[i], "/election")
+		results[i] = campaignAsync(bounded(t, zktest.Timeout), elections[i], fmt.Sprintf("c%d", i))
+		waitChildren(t, admin, root+"/election", i+1) // queue order = index order
+	}
+	observer := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election")
+	obs := observer.Observe(bounded(t, zktest.Timeout))
+
+	var lastToken int64
+	for i := range n {
+		r := await(t, results[i], fmt.Sprintf("c%d's Campaign", i))
+		require.NoError(t, r.err)
+		assert.Equal(t, n-1-i, pending(results[i+1:]), "exactly one leader: the others still wait")
+		term := nextTerm(t, obs)
+		assert.Equal(t, fmt.Sprintf("c%d", i), string(term.Value), "Observe follows the queue")
+		assert.Equal(t, elections[i].Key(), term.Key)
+		assert.Equal(t, elections[i].Token(), term.Token)
+		assert.Greater(t, term.Token, lastToken, "terms strictly increase")
+		lastToken = term.Token
+		v, err := observer.Leader(bounded(t, zktest.Timeout))
+		require.NoError(t, err)
+		assert.Equal(t, fmt.Sprintf("c%d", i), string(v), "Leader agrees")
+		require.NoError(t, sessions[i].Close()) // kill the leader's session
+		await(t, elections[i].Done(), "the closed leader's loss signal")
+		assert.ErrorIs(t, elections[i].Err(), zklock.ErrLeadershipLost)
+		assert.ErrorIs(t, elections[i].Err(), zklock.ErrSessionClosed)
+	}
+	_, err := observer.Leader(bounded(t, zktest.Timeout))
+	assert.ErrorIs(t, err, zklock.ErrNoLeader)
+}
+
+func TestIntegration_ElectionLossSignalledBeforeNextLeader(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	ps := zc.NewProxies(t)
+	leader := zklock.NewElection(connect(t, ps.Addrs(), zklock.WithChroot(root), zklock.WithSessionTimeout(2*time.Second)), "/election")
+	next := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election")
+	require.NoError(t, leader.Campaign(bounded(t, zktest.Timeout), []byte("a")))
+	lost := make(chan time.Time, 1)
+	done := leader.Done()
+	go func() { <-done; lost <- time.Now() }()
+	nres := campaignAsync(bounded(t, zktest.Timeout), next, "b")
+	waitChildren(t, zc.Admin(t), root+"/election", 2)
+
+	ps.Blackhole()
+	lostAt := await(t, lost, "the leader's loss signal")
+	r := await(t, nres, "the next Campaign")
+	require.NoError(t, r.err)
+	assert.True(t, lostAt.Before(r.at), "leadership ends (%v) before the next leader starts (%v)",
+		lostAt.Format(time.StampMicro), r.at.Format(time.StampMicro))
+	assert.ErrorIs(t, leader.Err(), zklock.ErrSessionExpired)
+	assert.Greater(t, next.Token(), leader.Token())
+	ps.Heal()
+	require.NoError(t, next.Resign(bounded(t, zktest.Timeout)))
+}
+
+func TestIntegration_ElectionShortCutKeepsLeader(t *testing.T) {
+	integration(t)
+	zc := zktest.Start(t, 3)
+	root := zc.Root(t)
+	ps := zc.NewProxies(t)
+	s := connect(t, ps.Addrs(), zklock.WithChroot(root), zklock.WithSessionTimeout(10*time.Second))
+	leader := zklock.NewElection(s, "/election")
+	other := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election")
+	require.NoError(t, leader.Campaign(bounded(t, zktest.Timeout), []byte("a")))
+	ores := campaignAsync(bounded(t, zktest.Timeout), other, "b")
+	waitChildren(t, zc.Admin(t), root+"/election", 2)
+	sub := s.Subscribe()
+	defer sub.Stop()
+	waitState(t, sub, zklock.StateConnected)
+
+	ps.Cut() // every connection reset; the client reconnects to some server
+	waitState(t, sub, zklock.StateSuspended)
+	waitState(t, sub, zklock.StateConnected)
+	v, err := other.Leader(bounded(t, zktest.Timeout))
+	require.NoError(t, err)
+	assert.Equal(t, "a", string(v))
+	select {
+	case <-leader.Done():
+		t.Fatalf("leadership ended across a short cut: %v", leader.Err())
+	case r := <-ores:
+		t.Fatalf("another candidate took over: %v", r.err)
+	default:
+	}
+	require.NoError(t, leader.Resign(bounded(t, zktest.Timeout)))
+	require.NoError(t, await(t, ores, "the other Campaign").err)
+	require.NoError(t, other.Resign(bounded(t, zktest.Timeout)))
+}
+
+func TestIntegration_ElectionRunRecampaignsAfterExpiry(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	ps := zc.NewProxies(t)
+	s := connect(t, ps.Addrs(), zklock.WithChroot(root), zklock.WithSessionTimeout(2*time.Second))
+	e := zklock.NewElection(s, "/election", zklock.WithValue([]byte("runner")))
+
+	var running atomic.Int32
+	var overlaps atomic.Int32
+	type term struct {
+		token     int64
+		sessionID int64
+	}
+	started := make(chan term, 16)
+	ended := make(chan error, 16)
+	ctx, cancel := context.WithCancel(t.Context())
+	runDone := make(chan error, 1)
+	go func() {
+		runDone <- e.Run(ctx, func(lctx context.Context) error {
+			if running.Add(1) != 1 {
+				overlaps.Add(1)
+			}
+			defer running.Add(-1)
+			started <- term{e.Token(), s.SessionID()}
+			<-lctx.Done()
+			ended <- context.Cause(lctx)
+			return nil
+		})
+	}()
+
+	first := await(t, started, "the first term")
+	prev := first
+	for range 3 {
+		ps.Blackhole()
+		cause := await(t, ended, "fn's context to end on loss")
+		assert.ErrorIs(t, cause, zklock.ErrLeadershipLost)
+		ps.Heal()
+		next := await(t, started, "the next term")
+		assert.NotEqual(t, prev.sessionID, next.sessionID, "the new term runs in a new ZooKeeper session")
+		assert.Greater(t, next.token, prev.token)
+		prev = next
+	}
+	cancel()
+	err := await(t, runDone, "Run to return")
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.ErrorIs(t, await(t, ended, "the last term to end"), context.Canceled, "fn is stopped when Run's ctx ends")
+	assert.Zero(t, overlaps.Load(), "fn never runs twice at once")
+	waitChildren(t, zc.Admin(t), root+"/election", 0)
+}
+
+func TestIntegration_ElectionResignAndObserve(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	admin := zc.Admin(t)
+	names := []string{"a", "b", "c"}
+	var es []*zklock.Election
+	var rs []<-chan result
+	for i, name := range names {
+		e := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election")
+		es = append(es, e)
+		rs = append(rs, campaignAsync(bounded(t, zktest.Timeout), e, name))
+		waitChildren(t, admin, root+"/election", i+1)
+	}
+	observer := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election")
+	octx, stop := context.WithCancel(t.Context())
+	obs := observer.Observe(octx)
+	for i, name := range names {
+		require.NoError(t, await(t, rs[i], "Campaign").err)
+		term := nextTerm(t, obs)
+		assert.Equal(t, name, string(term.Value), "leaders are observed in order")
+		require.NoError(t, es[i].Resign(bounded(t, zktest.Timeout)), "resign hands over")
+		assert.ErrorIs(t, es[i].Err(), zklock.ErrNotLeader)
+	}
+	waitChildren(t, admin, root+"/election", 0)
+	assert.ErrorIs(t, es[0].Resign(bounded(t, zktest.Timeout)), zklock.ErrNotLeader)
+	stop()
+	for term := range obs {
+		t.Errorf("observed a leader twice or out of turn: %s", term.Value)
+	}
+}
+
+func TestIntegration_ElectionCancelAndOperatorDelete(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	admin := zc.Admin(t)
+	leader := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election")
+	waiter := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election")
+	require.NoError(t, leader.Campaign(bounded(t, zktest.Timeout), []byte("a")))
+
+	ctx, cancel := context.WithCancel(t.Context())
+	wres := campaignAsync(ctx, waiter, "b")
+	waitChildren(t, admin, root+"/election", 2)
+	cancel()
+	assert.ErrorIs(t, await(t, wres, "the cancelled Campaign").err, context.Canceled)
+	waitChildren(t, admin, root+"/election", 1)
+
+	zc.DeleteNode(t, root+leader.Key())
+	await(t, leader.Done(), "leadership to end")
+	assert.ErrorIs(t, leader.Err(), zklock.ErrLeadershipLost)
+	assert.ErrorIs(t, leader.Err(), zklock.ErrNodeDeleted)
+	require.NoError(t, leader.Campaign(bounded(t, zktest.Timeout), []byte("a2")), "a candidate whose leadership was lost can campaign again")
+	require.NoError(t, leader.Resign(bounded(t, zktest.Timeout)))
+}
+
+func TestIntegration_ElectionCuratorLeaderLatch(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	admin := zc.Admin(t)
+	latch, err := interop.StartCurator(bounded(t, zktest.Timeout), zc.Direct(), t.TempDir())
+	require.NoError(t, err)
+	defer latch.Close()
+	path := root + "/election"
+	ctx := bounded(t, zktest.Timeout)
+
+	// Curator leads; zklock follows and agrees.
+	_, err = latch.Do(ctx, "latch "+path+" curator-1", "latch-started "+path)
+	require.NoError(t, err)
+	_, err = latch.Expect(ctx, "leader "+path)
+	require.NoError(t, err)
+	e := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election")
+	v, err := e.Leader(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "curator-1", string(v))
+	res := campaignAsync(ctx, e, "zklock-1")
+	waitChildren(t, admin, path, 2)
+	line, err := latch.Do(ctx, "leader-id "+path, "leader-id "+path)
+	require.NoError(t, err)
+	assert.True(t, strings.HasSuffix(line, " curator-1"), line)
+	_, err = latch.Do(ctx, "latch-close "+path, "latch-closed "+path)
+	require.NoError(t, err)
+	require.NoError(t, await(t, res, "zklock's Campaign after the latch closed").err)
+
+	// zklock leads; Curator follows and agrees.
+	_, err = latch.Do(ctx, "latch "+path+" curator-2", "latch-started "+path)
+	require.NoError(t, err)
+	waitChildren(t, admin, path, 2)
+	line, err = latch.Do(ctx, "leader-id "+path, "leader-id "+path)
+	require.NoError(t, err)
+	assert.True(t, strings.HasSuffix(line, " zklock-1"), "Curator sees the zklock leader: %s", line)
+	assert.NotContains(t, latch.Pending(), "leader "+path, "Curator does not also lead")
+	require.NoError(t, e.Resign(ctx))
+	_, err = latch.Expect(ctx, "leader "+path)
+	require.NoError(t, err, "Curator leads once zklock resigns")
+	v, err = e.Leader(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "curator-2", string(v))
+	_, err = latch.Do(ctx, "latch-close "+path, "latch-closed "+path)
+	require.NoError(t, err)
+	waitChildren(t, admin, path, 0)
+}
