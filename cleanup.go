@@ -5,8 +5,6 @@ import (
 	"errors"
 
 	"github.com/go-zookeeper/zk"
-
-	"github.com/zklock/zklock/internal/seqnode"
 )
 
 // duty is a node the Session must delete: by name, or, when a create's
@@ -77,33 +75,20 @@ func (s *Session) clean() {
 func (s *Session) perform(d duty) bool {
 	ctx, cancel := context.WithTimeout(s.life, s.cfg.timeout)
 	defer cancel()
-	err := s.call(ctx, d.g, func(c *zk.Conn) error {
+	_, err := call(ctx, s, d.g, func(c *zk.Conn) (none, error) {
 		names := []string{d.name}
 		if d.name == "" {
-			kids, _, err := c.Children(d.dir)
-			if err != nil {
-				return err
-			}
-			names = names[:0]
-			for _, k := range kids {
-				if !seqnode.HasID(k, d.id) {
-					continue
-				}
-				ok, st, err := c.Exists(d.dir + "/" + k)
-				if err != nil {
-					return err
-				}
-				if ok && st.EphemeralOwner == d.g.sessionID {
-					names = append(names, k)
-				}
+			var err error
+			if names, err = ownedWithID(c, d.dir, d.id, d.g.sessionID); err != nil {
+				return none{}, err
 			}
 		}
 		for _, n := range names {
 			if err := c.Delete(d.dir+"/"+n, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
-				return err
+				return none{}, err
 			}
 		}
-		return nil
+		return none{}, nil
 	})
 	if err != nil {
 		s.cfg.logger.Debug("zklock: cleanup delete failed; will retry", "dir", d.dir, "name", d.name, "err", err)

@@ -52,10 +52,8 @@ func (s *Session) enqueue(ctx context.Context, g *generation, dir string, prefix
 		}
 		for range 3 { // a missing parent, or a container emptied and removed under us
 			maybeCreated = true
-			var created string
-			err := s.call(ctx, g, func(c *zk.Conn) (err error) {
-				created, err = c.Create(full, data, zk.FlagEphemeral|zk.FlagSequence, s.cfg.acl)
-				return err
+			created, err := call(ctx, s, g, func(c *zk.Conn) (string, error) {
+				return c.Create(full, data, zk.FlagEphemeral|zk.FlagSequence, s.cfg.acl)
 			})
 			switch {
 			case err == nil:
@@ -85,30 +83,13 @@ func (s *Session) enqueue(ctx context.Context, g *generation, dir string, prefix
 
 // findOwn returns the name of g's node under dir that carries id, or "".
 func (s *Session) findOwn(ctx context.Context, g *generation, dir, id string) (string, error) {
-	var found []string
-	err := s.call(ctx, g, func(c *zk.Conn) error {
+	found, err := call(ctx, s, g, func(c *zk.Conn) ([]string, error) {
 		// Sync first: the server we reconnected to may not have applied
 		// our create yet, though the leader has.
 		if _, err := c.Sync(dir); err != nil {
-			return err
+			return nil, err
 		}
-		kids, _, err := c.Children(dir)
-		if err != nil {
-			return err
-		}
-		for _, k := range kids {
-			if !seqnode.HasID(k, id) {
-				continue
-			}
-			ok, st, err := c.Exists(dir + "/" + k)
-			if err != nil {
-				return err
-			}
-			if ok && st.EphemeralOwner == g.sessionID {
-				found = append(found, k)
-			}
-		}
-		return nil
+		return ownedWithID(c, dir, id, g.sessionID)
 	})
 	if err != nil {
 		if g.ended() {
@@ -134,9 +115,8 @@ func (s *Session) ensureDir(ctx context.Context, g *generation, dir string) erro
 		if p == "/" {
 			return nil
 		}
-		err := s.call(ctx, g, func(c *zk.Conn) error {
-			_, err := c.CreateContainer(p, nil, zk.FlagContainer, s.cfg.acl)
-			return err
+		_, err := call(ctx, s, g, func(c *zk.Conn) (string, error) {
+			return c.CreateContainer(p, nil, zk.FlagContainer, s.cfg.acl)
 		})
 		if errors.Is(err, zk.ErrNoNode) {
 			if err := mk(znode.Parent(p)); err != nil {
@@ -187,24 +167,35 @@ func (s *Session) release(ctx context.Context, g *generation, dir, name string) 
 // deleteOn deletes p on generation g; a node already gone counts as
 // deleted.
 func (s *Session) deleteOn(ctx context.Context, g *generation, p string) error {
-	return s.doOn(ctx, g, func(c *zk.Conn) error {
+	_, err := doOn(ctx, s, g, func(c *zk.Conn) (none, error) {
 		err := c.Delete(p, -1)
 		if errors.Is(err, zk.ErrNoNode) {
-			return nil
+			return none{}, nil
 		}
-		return err
+		return none{}, err
 	})
+	return err
 }
 
-// doOn runs op on generation g, retrying on a lost connection. If g ends,
-// it fails with g's cause: whatever op was for is void in a new ZooKeeper
-// session.
-func (s *Session) doOn(ctx context.Context, g *generation, op func(*zk.Conn) error) error {
-	return retry(ctx, s.cfg.backoff, s.clk, func(ctx context.Context) error {
-		err := s.call(ctx, g, op)
-		if err != nil && g.ended() && ctx.Err() == nil {
-			return permanent(g.err)
+// ownedWithID lists the children of dir that carry protected id and are
+// ephemeral nodes of session sid.
+func ownedWithID(c *zk.Conn, dir, id string, sid int64) ([]string, error) {
+	kids, _, err := c.Children(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, k := range kids {
+		if !seqnode.HasID(k, id) {
+			continue
 		}
-		return err
-	})
+		ok, st, err := c.Exists(dir + "/" + k)
+		if err != nil {
+			return nil, err
+		}
+		if ok && st.EphemeralOwner == sid {
+			out = append(out, k)
+		}
+	}
+	return out, nil
 }

@@ -128,44 +128,48 @@ func (e *Election) leader(ctx context.Context, watch *<-chan zk.Event) (Term, er
 	if e.r.perr != nil {
 		return Term{}, e.r.perr
 	}
+	type listing struct {
+		kids  []string
+		watch <-chan zk.Event
+	}
 	for {
-		var kids []string
-		err := e.r.s.do(ctx, func(c *zk.Conn) (err error) {
+		l, err := do(ctx, e.r.s, func(c *zk.Conn) (listing, error) {
 			if watch == nil {
-				kids, _, err = c.Children(e.r.full)
-				return err
+				kids, _, err := c.Children(e.r.full)
+				if errors.Is(err, zk.ErrNoNode) {
+					return listing{}, nil // no election yet
+				}
+				return listing{kids: kids}, err
 			}
 			for {
-				kids, _, *watch, err = c.ChildrenW(e.r.full)
+				kids, _, w, err := c.ChildrenW(e.r.full)
 				if !errors.Is(err, zk.ErrNoNode) {
-					return err
+					return listing{kids, w}, err
 				}
 				// No election yet: watch for the path to appear.
-				var ok bool
-				if ok, _, *watch, err = c.ExistsW(e.r.full); err != nil || !ok {
-					if err == nil {
-						err = zk.ErrNoNode
-					}
-					return err
+				ok, _, w, err := c.ExistsW(e.r.full)
+				if err != nil {
+					return listing{}, err
+				}
+				if !ok {
+					return listing{watch: w}, nil
 				}
 			}
 		})
-		if errors.Is(err, zk.ErrNoNode) {
-			return Term{}, ErrNoLeader
-		}
 		if err != nil {
 			return Term{}, fmt.Errorf("zklock: leader %s: %w", e.r.path, err)
 		}
-		cands := seqnode.Contenders(kids, e.r.keep)
+		if watch != nil {
+			*watch = l.watch
+		}
+		cands := seqnode.Contenders(l.kids, e.r.keep)
 		if len(cands) == 0 {
 			return Term{}, ErrNoLeader
 		}
 		p := e.r.full + "/" + cands[0].Name
-		var data []byte
-		var st *zk.Stat
-		err = e.r.s.do(ctx, func(c *zk.Conn) (err error) {
-			data, st, err = c.Get(p)
-			return err
+		r, err := do(ctx, e.r.s, func(c *zk.Conn) (dataStat, error) {
+			data, st, err := c.Get(p)
+			return dataStat{data, st}, err
 		})
 		if errors.Is(err, zk.ErrNoNode) {
 			if watch != nil {
@@ -176,12 +180,10 @@ func (e *Election) leader(ctx context.Context, watch *<-chan zk.Event) (Term, er
 		if err != nil {
 			return Term{}, fmt.Errorf("zklock: leader %s: %w", e.r.path, err)
 		}
-		return Term{Value: data, Key: znode.Strip(e.r.s.cfg.chroot, p), Token: st.Czxid}, nil
+		return Term{Value: r.data, Key: znode.Strip(e.r.s.cfg.chroot, p), Token: r.st.Czxid}, nil
 	}
 }
 
-// errRelist: the leader changed while being read; the pending watch reports
-// the change.
 // term runs fn with a context that ends when leadership ends or ctx ends,
 // whichever is first. Leadership is given up only after fn has returned, so
 // the next leader never overlaps with it.
@@ -193,6 +195,8 @@ func (e *Election) term(ctx context.Context, fn func(context.Context) error) err
 	return fn(lctx)
 }
 
+// errRelist: the leader changed while being read; the pending watch reports
+// the change.
 var errRelist = errors.New("zklock: leader changed while read")
 
 // Observe returns a channel that receives the Term of the leader at the

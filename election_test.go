@@ -301,3 +301,31 @@ func TestIntegration_ElectionCuratorLeaderLatch(t *testing.T) {
 	require.NoError(t, err)
 	waitChildren(t, admin, path, 0)
 }
+
+func TestIntegration_ElectionMisuse(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	s := connect(t, zc.Servers(), zklock.WithChroot(root))
+	ctx := bounded(t, zktest.Timeout)
+	e := zklock.NewElection(s, "/never-used", zklock.WithValue([]byte("me")))
+
+	_, err := e.Leader(ctx)
+	assert.ErrorIs(t, err, zklock.ErrNoLeader, "no election yet")
+	assert.ErrorIs(t, e.Resign(ctx), zklock.ErrNotLeader, "Resign without Campaign")
+	assert.ErrorIs(t, e.Err(), zklock.ErrNotLeader)
+
+	octx, stop := context.WithCancel(ctx)
+	obs := e.Observe(octx)
+	require.NoError(t, e.Campaign(ctx, nil))
+	assert.Equal(t, "me", string(nextTerm(t, obs).Value), "Observe sees the election's first leader; nil value means the default")
+	stop()
+	for range obs {
+	}
+	assert.ErrorIs(t, e.Campaign(ctx, nil), zklock.ErrBusy, "not reentrant")
+	require.NoError(t, e.Resign(ctx))
+
+	for _, p := range []string{"", "x", "/x/", "/"} {
+		assert.ErrorIs(t, zklock.NewElection(s, p).Campaign(ctx, nil), zklock.ErrInvalidPath, "path %q", p)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/go-zookeeper/zk"
 
@@ -37,17 +38,17 @@ func (s *Session) Create(ctx context.Context, p string, data []byte, flags int32
 	if flags != 0 && flags != zk.FlagEphemeral {
 		return fmt.Errorf("zklock: create %q: %w: flags %d (want 0 or zk.FlagEphemeral)", p, ErrInvalidOption, flags)
 	}
-	attempts := 0
-	err = s.do(ctx, func(c *zk.Conn) error {
-		attempts++
+	var attempts atomic.Int32 // an abandoned attempt may still run
+	_, err = do(ctx, s, func(c *zk.Conn) (none, error) {
+		retried := attempts.Add(1) > 1
 		_, err := c.Create(full, data, flags, s.cfg.acl)
-		if errors.Is(err, zk.ErrNodeExists) && attempts > 1 && flags == zk.FlagEphemeral {
+		if errors.Is(err, zk.ErrNodeExists) && retried && flags == zk.FlagEphemeral {
 			_, st, serr := c.Exists(full)
 			if serr == nil && st != nil && st.EphemeralOwner == c.SessionID() {
-				return nil // our earlier attempt landed
+				return none{}, nil // our earlier attempt landed
 			}
 		}
-		return err
+		return none{}, err
 	})
 	if err != nil {
 		return fmt.Errorf("zklock: create %q: %w", p, err)
@@ -61,16 +62,14 @@ func (s *Session) Get(ctx context.Context, p string) ([]byte, *zk.Stat, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var data []byte
-	var st *zk.Stat
-	err = s.do(ctx, func(c *zk.Conn) (err error) {
-		data, st, err = c.Get(full)
-		return err
+	r, err := do(ctx, s, func(c *zk.Conn) (dataStat, error) {
+		data, st, err := c.Get(full)
+		return dataStat{data, st}, err
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("zklock: get %q: %w", p, err)
 	}
-	return data, st, nil
+	return r.data, r.st, nil
 }
 
 // Set writes a node's data if its version matches (-1 matches any).
@@ -79,10 +78,8 @@ func (s *Session) Set(ctx context.Context, p string, data []byte, version int32)
 	if err != nil {
 		return nil, err
 	}
-	var st *zk.Stat
-	err = s.do(ctx, func(c *zk.Conn) (err error) {
-		st, err = c.Set(full, data, version)
-		return err
+	st, err := do(ctx, s, func(c *zk.Conn) (*zk.Stat, error) {
+		return c.Set(full, data, version)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("zklock: set %q: %w", p, err)
@@ -97,14 +94,14 @@ func (s *Session) Delete(ctx context.Context, p string, version int32) error {
 	if err != nil {
 		return err
 	}
-	attempts := 0
-	err = s.do(ctx, func(c *zk.Conn) error {
-		attempts++
+	var attempts atomic.Int32
+	_, err = do(ctx, s, func(c *zk.Conn) (none, error) {
+		retried := attempts.Add(1) > 1
 		err := c.Delete(full, version)
-		if errors.Is(err, zk.ErrNoNode) && attempts > 1 {
-			return nil
+		if errors.Is(err, zk.ErrNoNode) && retried {
+			return none{}, nil
 		}
-		return err
+		return none{}, err
 	})
 	if err != nil {
 		return fmt.Errorf("zklock: delete %q: %w", p, err)
@@ -118,16 +115,17 @@ func (s *Session) Exists(ctx context.Context, p string) (bool, *zk.Stat, error) 
 	if err != nil {
 		return false, nil, err
 	}
-	var ok bool
-	var st *zk.Stat
-	err = s.do(ctx, func(c *zk.Conn) (err error) {
-		ok, st, err = c.Exists(full)
-		return err
+	st, err := do(ctx, s, func(c *zk.Conn) (*zk.Stat, error) {
+		ok, st, err := c.Exists(full)
+		if !ok {
+			st = nil
+		}
+		return st, err
 	})
 	if err != nil {
 		return false, nil, fmt.Errorf("zklock: exists %q: %w", p, err)
 	}
-	return ok, st, nil
+	return st != nil, st, nil
 }
 
 // Children returns the names of a node's children, unsorted.
@@ -136,10 +134,9 @@ func (s *Session) Children(ctx context.Context, p string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var names []string
-	err = s.do(ctx, func(c *zk.Conn) (err error) {
-		names, _, err = c.Children(full)
-		return err
+	names, err := do(ctx, s, func(c *zk.Conn) ([]string, error) {
+		names, _, err := c.Children(full)
+		return names, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("zklock: children %q: %w", p, err)
@@ -189,13 +186,16 @@ func (s *Session) Multi(ctx context.Context, ops ...any) ([]zk.MultiResponse, er
 	if err != nil {
 		return nil, fmt.Errorf("zklock: multi: %w", err)
 	}
-	var res []zk.MultiResponse
-	err = s.call(ctx, g, func(c *zk.Conn) (err error) {
-		res, err = c.Multi(rewritten...)
-		return err
+	res, err := call(ctx, s, g, func(c *zk.Conn) ([]zk.MultiResponse, error) {
+		return c.Multi(rewritten...)
 	})
 	if err != nil {
 		return res, fmt.Errorf("zklock: multi: %w", err)
 	}
 	return res, nil
+}
+
+type dataStat struct {
+	data []byte
+	st   *zk.Stat
 }

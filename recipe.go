@@ -110,48 +110,47 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 		return nil, nil, err
 	}
 	for {
-		var kids []string
-		err := r.s.doOn(ctx, g, func(c *zk.Conn) (err error) {
-			kids, _, err = c.Children(r.full)
-			return err
-		})
+		kids, self, err := r.look(ctx, g, name)
 		if err != nil {
 			r.s.discard(ctx, g, r.full, name)
 			return nil, nil, err
 		}
 		_, pred, first, found := seqnode.Position(seqnode.Contenders(kids, r.keep), name)
-		if !found { // deleted under us while waiting: queue again
+		if !found || !self.ok { // deleted under us while waiting: queue again
 			if name, err = r.s.enqueue(ctx, g, r.full, r.prefix, data); err != nil {
 				return nil, nil, err
 			}
 			continue
 		}
 		if first {
-			h, watch, err := r.confirm(ctx, g, name)
-			if err != nil {
+			if self.st.EphemeralOwner != g.sessionID {
 				r.s.discard(ctx, g, r.full, name)
-				return nil, nil, err
+				return nil, nil, fmt.Errorf("zklock: node %s/%s belongs to session 0x%x, not ours (0x%x)",
+					r.full, name, self.st.EphemeralOwner, g.sessionID)
 			}
-			if h == nil { // gone between the listing and the check
-				continue
+			if g.ended() {
+				return nil, nil, g.err
 			}
-			return h, watch, nil
+			n, _ := seqnode.Parse(name)
+			key := znode.Strip(r.s.cfg.chroot, r.full+"/"+name)
+			return newHold(ctx, g, r.full, name, key, n.Seq, self.st.Czxid), self.watch, nil
 		}
 		if !wait {
 			r.s.discard(ctx, g, r.full, name)
 			return nil, nil, ErrLocked
 		}
-		var ok bool
-		var ev <-chan zk.Event
-		err = r.s.doOn(ctx, g, func(c *zk.Conn) (err error) {
-			ok, _, ev, err = c.ExistsW(r.full + "/" + pred.Name)
-			return err
+		ev, err := doOn(ctx, r.s, g, func(c *zk.Conn) (<-chan zk.Event, error) {
+			ok, _, ev, err := c.ExistsW(r.full + "/" + pred.Name)
+			if !ok {
+				ev = nil // gone already: look again at once
+			}
+			return ev, err
 		})
 		if err != nil {
 			r.s.discard(ctx, g, r.full, name)
 			return nil, nil, err
 		}
-		if !ok {
+		if ev == nil {
 			continue
 		}
 		select {
@@ -165,31 +164,40 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 	}
 }
 
-// confirm checks, before granting, that our node exists and belongs to g's
-// ZooKeeper session, reads its creation zxid for the fencing token and sets
-// the watch that tells the holder if the node is deleted. It returns a nil
-// hold if the node is gone.
-func (r *recipe) confirm(ctx context.Context, g *generation, name string) (*hold, <-chan zk.Event, error) {
-	var ok bool
-	var st *zk.Stat
-	var watch <-chan zk.Event
-	p := r.full + "/" + name
-	err := r.s.doOn(ctx, g, func(c *zk.Conn) (err error) {
-		ok, st, watch, err = c.ExistsW(p)
-		return err
-	})
-	switch {
-	case err != nil:
-		return nil, nil, err
-	case !ok:
-		return nil, nil, nil
-	case st.EphemeralOwner != g.sessionID:
-		return nil, nil, fmt.Errorf("zklock: node %s belongs to session 0x%x, not ours (0x%x)", p, st.EphemeralOwner, g.sessionID)
-	case g.ended():
-		return nil, nil, g.err
+// selfCheck is what an ExistsW on our own node returned.
+type selfCheck struct {
+	ok    bool
+	st    *zk.Stat
+	watch <-chan zk.Event
+}
+
+// look lists the contenders and checks our own node in one round trip: both
+// requests are sent before either reply arrives. The check confirms, before
+// granting, that our node exists and belongs to g's ZooKeeper session, reads
+// its creation zxid for the fencing token, and sets the watch that tells a
+// holder its node was deleted. Whichever request the server handles first,
+// a node found first in the listing and existing in the check was first
+// while it existed.
+func (r *recipe) look(ctx context.Context, g *generation, name string) ([]string, selfCheck, error) {
+	type looked struct {
+		kids []string
+		self selfCheck
 	}
-	n, _ := seqnode.Parse(name)
-	return newHold(ctx, g, r.full, name, znode.Strip(r.s.cfg.chroot, p), n.Seq, st.Czxid), watch, nil
+	l, err := doOn(ctx, r.s, g, func(c *zk.Conn) (looked, error) {
+		var l looked
+		var listErr, err error
+		var wg sync.WaitGroup
+		wg.Add(1)
+		// Owner: this call; joined below before it returns.
+		go func() {
+			defer wg.Done()
+			l.kids, _, listErr = c.Children(r.full)
+		}()
+		l.self.ok, l.self.st, l.self.watch, err = c.ExistsW(r.full + "/" + name)
+		wg.Wait()
+		return l, errors.Join(listErr, err)
+	})
+	return l.kids, l.self, err
 }
 
 // monitor ends the hold when it is lost: the ZooKeeper session ends (expiry,
@@ -213,18 +221,15 @@ func (r *recipe) monitor(ctx context.Context, h *hold, watch <-chan zk.Event) {
 				continue
 			}
 			// Data changed: watches fire once, so set it again.
-			var ok bool
-			err := r.s.doOn(ctx, h.g, func(c *zk.Conn) (err error) {
-				ok, _, watch, err = c.ExistsW(h.dir + "/" + h.name)
-				return err
+			sc, err := doOn(ctx, r.s, h.g, func(c *zk.Conn) (selfCheck, error) {
+				ok, st, w, err := c.ExistsW(h.dir + "/" + h.name)
+				return selfCheck{ok, st, w}, err
 			})
-			if err == nil && !ok {
+			if err == nil && !sc.ok {
 				h.end(fmt.Errorf("%w: %w", r.lost, ErrNodeDeleted))
 				return
 			}
-			if err != nil {
-				watch = nil // ctx ended or g ended; the select decides
-			}
+			watch = sc.watch // nil on error: ctx or g ended, the select decides
 		}
 	}
 }

@@ -513,15 +513,22 @@ func (s *Session) current(ctx context.Context) (*generation, error) {
 }
 
 // call runs op on g's connection. go-zookeeper's calls take no context, so
-// op runs in a goroutine the Session owns; when ctx ends first, call returns
-// and the request completes in the background, at the latest when the
-// connection is closed.
-func (s *Session) call(ctx context.Context, g *generation, op func(*zk.Conn) error) error {
-	res := make(chan error, 1)
+// op runs in a goroutine the Session owns; when ctx ends or g ends first,
+// call returns and the request completes in the background, at the latest
+// when the connection is closed. op's results reach the caller only through
+// call's return values, so a request abandoned here can never overwrite the
+// results of a later attempt.
+func call[T any](ctx context.Context, s *Session, g *generation, op func(*zk.Conn) (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	var zero T
+	res := make(chan result, 1)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return ErrSessionClosed
+		return zero, ErrSessionClosed
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -529,34 +536,61 @@ func (s *Session) call(ctx context.Context, g *generation, op func(*zk.Conn) err
 	// request; joined by Close (wg).
 	go func() {
 		defer s.wg.Done()
-		res <- op(g.conn)
+		v, err := op(g.conn)
+		res <- result{v, err}
 	}()
 	select {
-	case err := <-res:
-		return err
+	case r := <-res:
+		return r.v, r.err
 	case <-ctx.Done():
-		return ctx.Err()
+		return zero, ctx.Err()
 	case <-g.done:
-		return fmt.Errorf("%w: %w", errGenerationEnded, g.err)
+		return zero, fmt.Errorf("%w: %w", errGenerationEnded, g.err)
 	}
 }
 
 // do runs op on the current ZooKeeper session, retrying per the backoff
 // policy on a lost connection, and on the next ZooKeeper session if the
 // current one ends. op must be safe to repeat.
-func (s *Session) do(ctx context.Context, op func(*zk.Conn) error) error {
-	return retry(ctx, s.cfg.backoff, s.clk, func(ctx context.Context) error {
+func do[T any](ctx context.Context, s *Session, op func(*zk.Conn) (T, error)) (T, error) {
+	var out T
+	err := retry(ctx, s.cfg.backoff, s.clk, func(ctx context.Context) error {
 		g, err := s.current(ctx)
 		if err != nil {
 			return permanent(err)
 		}
-		err = s.call(ctx, g, op)
+		v, err := call(ctx, s, g, op)
 		if err != nil && ctx.Err() == nil && g.ended() && !errors.Is(err, errGenerationEnded) {
 			err = fmt.Errorf("%w: %w", errGenerationEnded, err)
 		}
+		if err == nil {
+			out = v
+		}
 		return err
 	})
+	return out, err
 }
+
+// doOn runs op on generation g, retrying on a lost connection. If g ends,
+// it fails with g's cause: whatever op was for is void in a new ZooKeeper
+// session.
+func doOn[T any](ctx context.Context, s *Session, g *generation, op func(*zk.Conn) (T, error)) (T, error) {
+	var out T
+	err := retry(ctx, s.cfg.backoff, s.clk, func(ctx context.Context) error {
+		v, err := call(ctx, s, g, op)
+		if err != nil && g.ended() && ctx.Err() == nil {
+			return permanent(g.err)
+		}
+		if err == nil {
+			out = v
+		}
+		return err
+	})
+	return out, err
+}
+
+// none is the result type of operations that return only an error.
+type none = struct{}
 
 // zkLogger passes go-zookeeper's messages to the Session's logger and keeps
 // the latest failure for Connect's error.
