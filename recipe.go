@@ -115,7 +115,7 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 			r.s.discard(ctx, g, r.full, name)
 			return nil, nil, err
 		}
-		_, pred, first, found := seqnode.Position(seqnode.Contenders(kids, r.keep), name)
+		index, pred, first, found := seqnode.Position(seqnode.Contenders(kids, r.keep), name)
 		if !found || !self.ok { // deleted under us while waiting: queue again
 			if name, err = r.s.enqueue(ctx, g, r.full, r.prefix, data); err != nil {
 				return nil, nil, err
@@ -123,17 +123,7 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 			continue
 		}
 		if first {
-			if self.st.EphemeralOwner != g.sessionID {
-				r.s.discard(ctx, g, r.full, name)
-				return nil, nil, fmt.Errorf("zklock: node %s/%s belongs to session 0x%x, not ours (0x%x)",
-					r.full, name, self.st.EphemeralOwner, g.sessionID)
-			}
-			if g.ended() {
-				return nil, nil, g.err
-			}
-			n, _ := seqnode.Parse(name)
-			key := znode.Strip(r.s.cfg.chroot, r.full+"/"+name)
-			return newHold(ctx, g, r.full, name, key, n.Seq, self.st.Czxid), self.watch, nil
+			return r.grant(ctx, g, name, self)
 		}
 		if !wait {
 			r.s.discard(ctx, g, r.full, name)
@@ -154,7 +144,16 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 			continue
 		}
 		select {
-		case <-ev: // deleted or changed: look again
+		case e := <-ev:
+			// Nodes ahead of ours can only go, never come (sequence numbers
+			// grow), so when the only one ahead is deleted we are first.
+			// ZooKeeper delivers watch events in the order of the changes,
+			// so if our own node's watch has not fired, our node existed
+			// when the predecessor went: granting needs no further round
+			// trip.
+			if index == 1 && e.Type == zk.EventNodeDeleted && !fired(self.watch) {
+				return r.grant(ctx, g, name, self)
+			}
 		case <-ctx.Done():
 			r.s.discard(ctx, g, r.full, name)
 			return nil, nil, ctx.Err()
@@ -162,6 +161,32 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 			return nil, nil, g.err
 		}
 	}
+}
+
+// fired reports whether a one-shot watch has delivered its event.
+func fired(watch <-chan zk.Event) bool {
+	select {
+	case <-watch:
+		return true
+	default:
+		return false
+	}
+}
+
+// grant turns our confirmed first node into a hold: self is a check of the
+// node made in g after it was first in the queue.
+func (r *recipe) grant(ctx context.Context, g *generation, name string, self selfCheck) (*hold, <-chan zk.Event, error) {
+	if self.st.EphemeralOwner != g.sessionID {
+		r.s.discard(ctx, g, r.full, name)
+		return nil, nil, fmt.Errorf("zklock: node %s/%s belongs to session 0x%x, not ours (0x%x)",
+			r.full, name, self.st.EphemeralOwner, g.sessionID)
+	}
+	if g.ended() {
+		return nil, nil, g.err
+	}
+	n, _ := seqnode.Parse(name)
+	key := znode.Strip(r.s.cfg.chroot, r.full+"/"+name)
+	return newHold(ctx, g, r.full, name, key, n.Seq, self.st.Czxid), self.watch, nil
 }
 
 // selfCheck is what an ExistsW on our own node returned.
