@@ -15,136 +15,85 @@ import (
 )
 
 // BenchmarkFailover measures how long leadership takes to move, against the
-// floor ZooKeeper sets: the latency of a watch notification for the deleted
-// node. Each sub-benchmark reports p50 and max in milliseconds over b.N
-// handovers:
+// floor ZooKeeper sets: the watch notification for the leader's deleted
+// node. Every handover is watched by a plain go-zookeeper client too, so
+// both figures come from the same events. Reported, over b.N handovers:
+// next-p50-ms / next-max-ms (the next leader learns it leads),
+// notify-p50-ms (the plain watch fires) and ratio (next-p50 / notify-p50).
 //
-//   - notify-delete / zklock-resign / curator-latch-close: the leader gives
-//     up (deletes its node) and the next candidate is told;
-//   - notify-close / zklock-close: the leader's session is closed;
-//   - notify-kill / zklock-kill: the leader goes silent (its connection is
-//     blackholed, as when its process is killed) and the server expires
-//     its session (timeout 1s).
+//   - resign: the leader deletes its node (zklock Resign; Curator latch close);
+//   - close: the leader's session is closed;
+//   - kill: the leader goes silent (its connection is blackholed, as when its
+//     process is killed) and the server expires its session (timeout 1s).
 //
-// Run: go test -run '^$' -bench Failover -benchtime 20x
+// Run: go test -run '^$' -bench Failover -benchtime 50x
 func BenchmarkFailover(b *testing.B) {
 	if testing.Short() {
 		b.Skip("needs ZooKeeper")
 	}
 	zc := zktest.Shared(b)
-	const kill = time.Second
-
-	b.Run("notify-delete", func(b *testing.B) { runFailover(b, zc, notifyHandover(zc, handoverDelete, 0)) })
-	b.Run("zklock-resign", func(b *testing.B) { runFailover(b, zc, electionHandover(zc, handoverDelete, 0)) })
+	b.Run("zklock-resign", func(b *testing.B) { runFailover(b, zc, handoverResign, 0) })
+	b.Run("zklock-close", func(b *testing.B) { runFailover(b, zc, handoverClose, 0) })
+	b.Run("zklock-kill", func(b *testing.B) { runFailover(b, zc, handoverKill, time.Second) })
 	b.Run("curator-latch-close", func(b *testing.B) { curatorFailover(b, zc) })
-	b.Run("notify-close", func(b *testing.B) { runFailover(b, zc, notifyHandover(zc, handoverClose, 0)) })
-	b.Run("zklock-close", func(b *testing.B) { runFailover(b, zc, electionHandover(zc, handoverClose, 0)) })
-	b.Run("notify-kill", func(b *testing.B) { runFailover(b, zc, notifyHandover(zc, handoverKill, kill)) })
-	b.Run("zklock-kill", func(b *testing.B) { runFailover(b, zc, electionHandover(zc, handoverKill, kill)) })
 }
 
 type handoverKind int
 
 const (
-	handoverDelete handoverKind = iota
+	handoverResign handoverKind = iota
 	handoverClose
 	handoverKill
 )
 
-// handover prepares one leader and one follower, then returns a function
-// that makes the leader go and returns how long the follower took to learn
-// it leads.
-type handover func(b *testing.B, root string) func() time.Duration
+func report(b *testing.B, next, notify []time.Duration) {
+	slices.Sort(next)
+	slices.Sort(notify)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	p50, n50 := next[len(next)/2], notify[len(notify)/2]
+	b.ReportMetric(ms(p50), "next-p50-ms")
+	b.ReportMetric(ms(next[len(next)-1]), "next-max-ms")
+	b.ReportMetric(ms(n50), "notify-p50-ms")
+	b.ReportMetric(float64(p50)/float64(n50), "ratio")
+	b.ReportMetric(0, "ns/op") // wall time per op includes setup
+}
 
-func runFailover(b *testing.B, zc *zktest.Cluster, h handover) {
+// watchGone sets a plain watch on p and returns when its notification
+// arrived.
+func watchGone(b *testing.B, w *zk.Conn, p string) <-chan time.Time {
+	ok, _, ev, err := w.ExistsW(p)
+	if err != nil || !ok {
+		b.Fatalf("watch %s: %v %v", p, ok, err)
+	}
+	at := make(chan time.Time, 1)
+	go func() {
+		<-ev
+		at <- time.Now()
+	}()
+	return at
+}
+
+func awaitTime(b *testing.B, ch <-chan time.Time, what string) time.Time {
+	select {
+	case t := <-ch:
+		return t
+	case <-time.After(zktest.Timeout):
+		b.Fatalf("timed out waiting for %s", what)
+	}
+	return time.Time{}
+}
+
+func runFailover(b *testing.B, zc *zktest.Cluster, kind handoverKind, timeout time.Duration) {
 	root := zc.Root(b)
-	var samples []time.Duration
+	watcher := rawConn(b, zc.Servers())
+	defer watcher.Close()
+	var next, notify []time.Duration
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		fire := h(b, fmt.Sprintf("%s/%d", root, i))
-		b.StartTimer()
-		samples = append(samples, fire())
-	}
-	report(b, samples)
-}
-
-func report(b *testing.B, samples []time.Duration) {
-	slices.Sort(samples)
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	b.ReportMetric(ms(samples[len(samples)/2]), "p50-ms")
-	b.ReportMetric(ms(samples[len(samples)-1]), "max-ms")
-	b.ReportMetric(0, "ns/op") // wall time per op includes setup; the percentiles are the result
-}
-
-func rawConn(b *testing.B, servers []string, timeout time.Duration) *zk.Conn {
-	conn, ev, err := zk.Connect(servers, timeout, zk.WithLogInfo(false), zk.WithLogger(quietLogger{}))
-	if err != nil {
-		b.Fatal(err)
-	}
-	deadline := time.After(zktest.Timeout)
-	for conn.State() != zk.StateHasSession {
-		select {
-		case <-ev:
-		case <-deadline:
-			b.Fatal("raw connection did not get a session")
-		}
-	}
-	return conn
-}
-
-// notifyHandover: the bare floor. A raw client's ephemeral node goes; a
-// second raw client's exists-watch fires.
-func notifyHandover(zc *zktest.Cluster, kind handoverKind, timeout time.Duration) handover {
-	return func(b *testing.B, dir string) func() time.Duration {
-		ps := zc.NewProxies(b)
-		if timeout == 0 {
-			timeout = 10 * time.Second
-		}
-		leader := rawConn(b, ps.Addrs(), timeout)
-		watcher := rawConn(b, zc.Servers(), 10*time.Second)
-		if _, err := watcher.Create(dir, nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
-			b.Fatal(err)
-		}
-		node, err := leader.Create(dir+"/n", nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll))
-		if err != nil {
-			b.Fatal(err)
-		}
-		ok, _, ev, err := watcher.ExistsW(node)
-		if err != nil || !ok {
-			b.Fatal(ok, err)
-		}
-		return func() time.Duration {
-			start := time.Now()
-			switch kind {
-			case handoverDelete:
-				if err := leader.Delete(node, -1); err != nil {
-					b.Fatal(err)
-				}
-			case handoverClose:
-				leader.Close()
-			case handoverKill:
-				ps.Blackhole()
-			}
-			select {
-			case <-ev:
-			case <-time.After(zktest.Timeout):
-				b.Fatal("no notification")
-			}
-			d := time.Since(start)
-			leader.Close()
-			watcher.Delete(dir, -1)
-			watcher.Close()
-			return d
-		}
-	}
-}
-
-// electionHandover: a zklock leader goes; the follower's Campaign returns.
-func electionHandover(zc *zktest.Cluster, kind handoverKind, timeout time.Duration) handover {
-	return func(b *testing.B, dir string) func() time.Duration {
+		dir := fmt.Sprintf("%s/%d", root, i)
 		ctx, cancel := context.WithTimeout(context.Background(), zktest.Timeout)
 		ps := zc.NewProxies(b)
-		opts := []zklock.Option{}
+		var opts []zklock.Option
 		if timeout > 0 {
 			opts = append(opts, zklock.WithSessionTimeout(timeout))
 		}
@@ -156,8 +105,7 @@ func electionHandover(zc *zktest.Cluster, kind handoverKind, timeout time.Durati
 		if err != nil {
 			b.Fatal(err)
 		}
-		leader := zklock.NewElection(ls, dir)
-		follower := zklock.NewElection(fs, dir)
+		leader, follower := zklock.NewElection(ls, dir), zklock.NewElection(fs, dir)
 		if err := leader.Campaign(ctx, []byte("leader")); err != nil {
 			b.Fatal(err)
 		}
@@ -168,49 +116,73 @@ func electionHandover(zc *zktest.Cluster, kind handoverKind, timeout time.Durati
 			}
 			won <- time.Now()
 		}()
-		admin := zc.Admin(b)
-		for {
-			kids, _, ev, err := admin.ChildrenW(dir)
-			if err == nil && len(kids) == 2 {
-				break
+		waitQueued(b, zc.Admin(b), dir, 2)
+		gone := watchGone(b, watcher, root+leader.Key()[len(root):])
+		b.StartTimer()
+
+		start := time.Now()
+		switch kind {
+		case handoverResign:
+			if err := leader.Resign(ctx); err != nil {
+				b.Fatal(err)
 			}
-			select {
-			case <-ev:
-			case <-ctx.Done():
-				b.Fatal("follower never queued")
+		case handoverClose:
+			ls.Close()
+		case handoverKill:
+			ps.Blackhole()
+		}
+		next = append(next, awaitTime(b, won, "the next leader").Sub(start))
+		notify = append(notify, awaitTime(b, gone, "the plain notification").Sub(start))
+
+		b.StopTimer()
+		follower.Resign(ctx)
+		ls.Close()
+		fs.Close()
+		cancel()
+	}
+	report(b, next, notify)
+}
+
+func rawConn(b *testing.B, servers []string) *zk.Conn {
+	conn, ev, err := zk.Connect(servers, 10*time.Second, zk.WithLogInfo(false), zk.WithLogger(quietLogger{}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	deadline := time.After(zktest.Timeout)
+	for conn.State() != zk.StateHasSession {
+		select {
+		case <-ev:
+		case <-deadline:
+			b.Fatal("plain client got no session")
+		}
+	}
+	return conn
+}
+
+func waitQueued(b *testing.B, admin *zk.Conn, dir string, n int) {
+	deadline := time.After(zktest.Timeout)
+	for {
+		kids, _, ev, err := admin.ChildrenW(dir)
+		if err == nil && len(kids) == n {
+			return
+		}
+		if err != nil {
+			_, _, ev, err = admin.ExistsW(dir)
+			if err != nil {
+				b.Fatal(err)
 			}
 		}
-		return func() time.Duration {
-			start := time.Now()
-			switch kind {
-			case handoverDelete:
-				if err := leader.Resign(ctx); err != nil {
-					b.Fatal(err)
-				}
-			case handoverClose:
-				ls.Close()
-			case handoverKill:
-				ps.Blackhole()
-			}
-			var at time.Time
-			select {
-			case at = <-won:
-			case <-ctx.Done():
-				b.Fatal("follower never led")
-			}
-			d := at.Sub(start)
-			follower.Resign(ctx)
-			ls.Close()
-			fs.Close()
-			cancel()
-			return d
+		select {
+		case <-ev:
+		case <-deadline:
+			b.Fatalf("%s never had %d contenders", dir, n)
 		}
 	}
 }
 
 // curatorFailover: two Curator LeaderLatch peers hand leadership back and
-// forth by closing the leading latch. Times include one line each way over
-// the peers' pipes.
+// forth by closing the leading latch. Its next-leader times include one
+// line each way over the peers' pipes (tens of microseconds).
 func curatorFailover(b *testing.B, zc *zktest.Cluster) {
 	root := zc.Root(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*zktest.Timeout)
@@ -225,13 +197,16 @@ func curatorFailover(b *testing.B, zc *zktest.Cluster) {
 		defer p.Close()
 		peers[i] = p
 	}
-	admin := zc.Admin(b)
-	do := func(p *interop.Peer, cmd, reply string) {
-		if _, err := p.Do(ctx, cmd, reply); err != nil {
+	watcher := rawConn(b, zc.Servers())
+	defer watcher.Close()
+	do := func(p *interop.Peer, cmd, reply string) string {
+		line, err := p.Do(ctx, cmd, reply)
+		if err != nil {
 			b.Fatal(err)
 		}
+		return line
 	}
-	var samples []time.Duration
+	var next, notify []time.Duration
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		path := fmt.Sprintf("%s/%d", root, i)
@@ -241,18 +216,15 @@ func curatorFailover(b *testing.B, zc *zktest.Cluster) {
 			b.Fatal(err)
 		}
 		do(follow, "latch "+path+" b", "latch-started "+path)
-		for {
-			kids, _, ev, err := admin.ChildrenW(path)
-			if err == nil && len(kids) == 2 {
-				break
-			}
-			select {
-			case <-ev:
-			case <-ctx.Done():
-				b.Fatal("follower latch never queued")
-			}
+		waitQueued(b, zc.Admin(b), path, 2)
+		kids, _, err := watcher.Children(path)
+		if err != nil {
+			b.Fatal(err)
 		}
+		slices.SortFunc(kids, func(x, y string) int { return compareSuffix(x, y) })
+		gone := watchGone(b, watcher, path+"/"+kids[0])
 		b.StartTimer()
+
 		start := time.Now()
 		if err := lead.Send("latch-close " + path); err != nil {
 			b.Fatal(err)
@@ -260,12 +232,26 @@ func curatorFailover(b *testing.B, zc *zktest.Cluster) {
 		if _, err := follow.Expect(ctx, "leader "+path); err != nil {
 			b.Fatal(err)
 		}
-		samples = append(samples, time.Since(start))
+		next = append(next, time.Since(start))
+		notify = append(notify, awaitTime(b, gone, "the plain notification").Sub(start))
+
 		b.StopTimer()
 		if _, err := lead.Expect(ctx, "latch-closed "+path); err != nil {
 			b.Fatal(err)
 		}
 		do(follow, "latch-close "+path, "latch-closed "+path)
 	}
-	report(b, samples)
+	report(b, next, notify)
+}
+
+// compareSuffix orders sequential node names by their 10-digit suffix.
+func compareSuffix(x, y string) int {
+	a, c := x[len(x)-10:], y[len(y)-10:]
+	switch {
+	case a < c:
+		return -1
+	case a > c:
+		return 1
+	}
+	return 0
 }
