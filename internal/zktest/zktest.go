@@ -31,7 +31,11 @@ const Timeout = 60 * time.Second
 
 // Main runs a package's tests, stops the shared server, then fails the run
 // if any goroutine is left (goleak).
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main without the exit, for a TestMain with cleanup of its own; it
+// returns the exit code.
+func Run(m *testing.M) int {
 	code := m.Run()
 	shared.stop()
 	if code == 0 {
@@ -40,7 +44,7 @@ func Main(m *testing.M) {
 			code = 1
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 // Cluster is a set of ZooKeeper servers for one test or one package.

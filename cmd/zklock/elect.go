@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+
+	"github.com/zklock/zklock"
+)
+
+const electUsage = `Usage: zklock [global flags] elect [flags] PATH -- COMMAND [ARG...]
+
+Campaigns for leadership of PATH and runs COMMAND while leader. If
+leadership is lost, COMMAND is stopped (SIGTERM, then SIGKILL after --grace,
+with the same timing rule as "zklock lock") and zklock campaigns again,
+until it is interrupted. If COMMAND exits by itself, zklock resigns and
+exits with COMMAND's status.
+
+COMMAND's environment has ZKLOCK_PATH, ZKLOCK_NODE, ZKLOCK_TOKEN (the term's
+fencing token, decimal) and ZKLOCK_ID. SIGINT and SIGTERM are forwarded to
+COMMAND while it runs; before that they end the campaign (exit 128+N).
+
+The candidates' values are visible to "zklock leader PATH" and to Curator
+LeaderLatch participants on the same path.
+
+Flags:
+  --id ID     this candidate's value (default host:pid)
+  --grace D   time between SIGTERM and SIGKILL when leadership is lost (default 2s,
+              or 4/10 of --session-timeout if less)
+
+Examples:
+  zklock elect --id "$(hostname)" /services/scheduler/leader -- ./scheduler
+  zklock --session-timeout 6s elect /jobs/reaper -- ./reaper --fence "$ZKLOCK_TOKEN"
+`
+
+func electCmd(g *globals, args []string) error {
+	fs := newFlags(g, "elect", electUsage)
+	host, _ := os.Hostname()
+	id := fs.String("id", fmt.Sprintf("%s:%d", host, os.Getpid()), "")
+	grace := fs.Duration("grace", 0, "")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	path, argv, err := pathAndCommand("elect", fs.Args())
+	if err != nil {
+		return err
+	}
+	if *id == "" {
+		return usagef("elect: --id must not be empty")
+	}
+	margin, err := lossMargin(g, grace)
+	if err != nil {
+		return err
+	}
+
+	sigs, stopSignals := signals()
+	defer stopSignals()
+	ctx := context.Background()
+	s, err := connect(ctx, g, zklock.WithLossMargin(margin))
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	e := zklock.NewElection(s, path)
+
+	for {
+		cctx, cancel := context.WithCancel(ctx)
+		won := make(chan error, 1)
+		go func() { won <- e.Campaign(cctx, []byte(*id)) }()
+		select {
+		case sig := <-sigs:
+			cancel()
+			if <-won == nil {
+				e.Resign(ctx)
+			}
+			return interrupted(sig)
+		case err := <-won:
+			cancel()
+			if errors.Is(err, zklock.ErrInvalidPath) {
+				return usagef("elect: %v", err)
+			}
+			if err != nil {
+				return &exitError{exitUnavailable, fmt.Sprintf("campaign for %s: %v", path, err)}
+			}
+		}
+
+		c, err := startChild(argv, []string{
+			"ZKLOCK_PATH=" + path,
+			"ZKLOCK_NODE=" + e.Key(),
+			"ZKLOCK_TOKEN=" + strconv.FormatInt(e.Token(), 10),
+			"ZKLOCK_ID=" + *id,
+		})
+		if err != nil {
+			e.Resign(ctx)
+			return &exitError{127, fmt.Sprintf("cannot run %s: %v", argv[0], err)}
+		}
+		done := e.Done()
+	running:
+		for {
+			select {
+			case <-c.done:
+				e.Resign(ctx)
+				return c.exitWith()
+			case sig := <-sigs:
+				c.signal(sig.(syscall.Signal))
+			case <-done:
+				c.stop(*grace)
+				fmt.Fprintf(g.stderr, "zklock: lost leadership of %s (%v); COMMAND was stopped; campaigning again\n", path, e.Err())
+				break running
+			}
+		}
+	}
+}

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/zklock/zklock"
+)
+
+const lockUsage = `Usage: zklock [global flags] lock [flags] PATH -- COMMAND [ARG...]
+
+Waits for the lock at PATH, runs COMMAND while holding it, releases the lock
+when COMMAND exits, and exits with COMMAND's status.
+
+COMMAND gets zklock's stdin, stdout and stderr, and in its environment:
+  ZKLOCK_PATH   the lock path
+  ZKLOCK_NODE   the lock node this run holds
+  ZKLOCK_TOKEN  the fencing token (decimal): it strictly increases across
+                holders; pass it to the resource and reject lower ones
+
+SIGINT and SIGTERM sent to zklock are forwarded to COMMAND's process group;
+the lock is released after COMMAND exits.
+
+If the lock is lost while COMMAND runs (session expiry, a connection down
+too long, the node deleted by an operator), COMMAND's process group gets
+SIGTERM, then SIGKILL after --grace, and zklock exits 76. Timing rule: a
+disconnected session declares the lock lost at
+  (send time of the last request the server answered)
+    + session timeout - (grace + session timeout/10)
+so COMMAND is killed at least a tenth of the session timeout before the
+server could expire the session and hand the lock to anyone else. Hence
+--grace must not exceed 4/10 of --session-timeout. (An operator deleting
+the node hands the lock over at once; COMMAND is stopped as fast as it can.)
+
+Flags:
+  --timeout D   give up waiting after D and exit 75 (default: wait forever)
+  --nonblock    do not wait: exit 75 at once if anyone holds or waits for the lock
+  --grace D     time between SIGTERM and SIGKILL when the lock is lost (default 2s,
+                or 4/10 of --session-timeout if less)
+  --data S      node data, shown by "zklock holders" (default host:pid)
+
+Examples:
+  zklock lock /locks/backup -- /usr/local/bin/backup --full
+  zklock --servers zk1:2181,zk2:2181 lock --timeout 30s /locks/migrate -- ./migrate.sh
+  zklock lock --nonblock /cron/report -- sh -c 'report --token "$ZKLOCK_TOKEN"'
+`
+
+func lockCmd(g *globals, args []string) error {
+	fs := newFlags(g, "lock", lockUsage)
+	timeout := fs.Duration("timeout", 0, "")
+	nonblock := fs.Bool("nonblock", false, "")
+	grace := fs.Duration("grace", 0, "")
+	data := fs.String("data", "", "")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	path, argv, err := pathAndCommand("lock", fs.Args())
+	if err != nil {
+		return err
+	}
+	switch {
+	case *timeout < 0:
+		return usagef("lock: --timeout %v must not be negative", *timeout)
+	case *timeout > 0 && *nonblock:
+		return usagef("lock: use --timeout or --nonblock, not both")
+	}
+	margin, err := lossMargin(g, grace)
+	if err != nil {
+		return err
+	}
+
+	sigs, stopSignals := signals()
+	defer stopSignals()
+	ctx := context.Background()
+	s, err := connect(ctx, g, zklock.WithLossMargin(margin))
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	var opts []zklock.MutexOption
+	if *data != "" {
+		opts = append(opts, zklock.WithData([]byte(*data)))
+	}
+	m := zklock.NewMutex(s, path, opts...)
+
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if *timeout > 0 {
+		lctx, cancel = context.WithTimeout(lctx, *timeout)
+		defer cancel()
+	}
+	acquired := make(chan error, 1)
+	go func() {
+		if *nonblock {
+			acquired <- m.TryLock(lctx)
+		} else {
+			acquired <- m.Lock(lctx)
+		}
+	}()
+	select {
+	case sig := <-sigs:
+		cancel()
+		if <-acquired == nil {
+			m.Unlock(context.Background())
+		}
+		return interrupted(sig)
+	case err := <-acquired:
+		switch {
+		case errors.Is(err, zklock.ErrLocked):
+			return &exitError{exitNotAcquired, fmt.Sprintf("lock %s is held by another process; not waiting (--nonblock)", path)}
+		case errors.Is(err, context.DeadlineExceeded):
+			return &exitError{exitNotAcquired, fmt.Sprintf("lock %s not acquired within --timeout %v; try again later or raise --timeout", path, *timeout)}
+		case errors.Is(err, zklock.ErrInvalidPath):
+			return usagef("lock: %v", err)
+		case err != nil:
+			return &exitError{exitUnavailable, fmt.Sprintf("lock %s: %v", path, err)}
+		}
+	}
+
+	c, err := startChild(argv, []string{
+		"ZKLOCK_PATH=" + path,
+		"ZKLOCK_NODE=" + m.Key(),
+		"ZKLOCK_TOKEN=" + strconv.FormatInt(m.Token(), 10),
+	})
+	if err != nil {
+		m.Unlock(ctx)
+		return &exitError{127, fmt.Sprintf("cannot run %s: %v", argv[0], err)}
+	}
+	done := m.Done()
+	for {
+		select {
+		case <-c.done:
+			m.Unlock(ctx)
+			return c.exitWith()
+		case sig := <-sigs:
+			c.signal(sig.(syscall.Signal))
+		case <-done:
+			c.stop(*grace)
+			cause := m.Err()
+			m.Unlock(ctx)
+			return &exitError{exitLost, fmt.Sprintf("lost lock %s while COMMAND ran (%v); COMMAND was stopped", path, cause)}
+		}
+	}
+}
+
+// lossMargin sizes the Session's loss margin so that, after the loss
+// signal, COMMAND gets --grace to stop and is still dead a tenth of the
+// session timeout before the server could expire the session.
+// An unset grace (0) becomes its default.
+func lossMargin(g *globals, grace *time.Duration) (time.Duration, error) {
+	limit := g.sessionTimeout * 4 / 10
+	switch {
+	case *grace == 0:
+		*grace = min(2*time.Second, limit)
+	case *grace < 0:
+		return 0, usagef("--grace %v must be positive", *grace)
+	case *grace > limit:
+		return 0, usagef("--grace %v is too long for --session-timeout %v: at most %v (4/10 of it)", *grace, g.sessionTimeout, limit)
+	}
+	return *grace + g.sessionTimeout/10, nil
+}
