@@ -126,11 +126,13 @@ func TestIntegration_ExpiryOpensNewSession(t *testing.T) {
 	first := waitState(t, sub, zklock.StateConnected)
 	require.NoError(t, s.Create(bounded(t, zktest.Timeout), "/eph", nil, zk.FlagEphemeral))
 
-	ps.Blackhole()
-	expired := waitState(t, sub, zklock.StateExpired)
+	var expired zklock.StateChange
+	ps.ExpireSession(t, func(context.Context) error {
+		expired = waitState(t, sub, zklock.StateExpired)
+		return nil
+	})
 	assert.ErrorIs(t, expired.Err, zklock.ErrSessionExpired)
 	assert.Equal(t, first.SessionID, expired.SessionID, "the expired change names the session that ended")
-	ps.Heal()
 
 	next := waitState(t, sub, zklock.StateConnected)
 	assert.NotEqual(t, first.SessionID, next.SessionID, "a new ZooKeeper session")

@@ -433,6 +433,21 @@ func (ps *Proxies) Heal() {
 	}
 }
 
+// ExpireSession makes the server expire the session of a client connected
+// through ps, black-box, as a partition would: it blackholes the proxies
+// until reported returns (the client has seen its session expire; it must
+// wait for that, bounded by ctx), then heals them.
+func (ps *Proxies) ExpireSession(t testing.TB, reported func(ctx context.Context) error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	ps.Blackhole()
+	defer ps.Heal()
+	if err := reported(ctx); err != nil {
+		t.Fatalf("session expiry was not reported: %v", err)
+	}
+}
+
 func (ps *Proxies) close() {
 	for _, p := range ps.list {
 		proxyIndexes.Delete(p.Addr())
