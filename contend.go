@@ -27,37 +27,47 @@ func newID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
+// queued is a node enqueue created, and, when the create went through at
+// the first try, what the listing pipelined behind it saw.
+type queued struct {
+	name  string
+	kids  []string // the parent's children just after the create; nil if unknown
+	czxid int64    // from the create's reply; valid with kids
+}
+
 // enqueue creates an ephemeral sequential node under dir (a full path) on
 // generation g, named prefix(id) plus ZooKeeper's sequence number, creating
-// dir and its parents as container nodes when missing. It returns the
-// node's name.
+// dir and its parents as container nodes when missing.
+//
+// The parent's children are listed in the same round trip: the listing is
+// sent as soon as the create's bytes are written, so the server handles it
+// after the create, and an uncontended caller learns it is first without
+// waiting for a second reply.
 //
 // A create whose reply is lost may still have happened. enqueue then looks
 // the node up by its id, and accepts a node only if g's session owns it: a
 // node with the same id left by another session is never taken as ours.
 // If enqueue fails after a create may have happened, it leaves the Session's
 // cleaner the duty to delete whatever node carries the id.
-func (s *Session) enqueue(ctx context.Context, g *generation, dir string, prefix func(id string) string, data []byte) (string, error) {
+func (s *Session) enqueue(ctx context.Context, g *generation, dir string, prefix func(id string) string, data []byte) (queued, error) {
 	id := s.newID()
 	full := dir + "/" + prefix(id)
-	var name string
+	var q queued
 	maybeCreated := false
 	err := retry(ctx, s.cfg.backoff, s.clk, func(ctx context.Context) error {
 		if maybeCreated {
 			n, err := s.findOwn(ctx, g, dir, id)
 			if err != nil || n != "" {
-				name = n
+				q = queued{name: n}
 				return err
 			}
 		}
 		for range 3 { // a missing parent, or a container emptied and removed under us
 			maybeCreated = true
-			created, err := call(ctx, s, g, func(c *zk.Conn) (string, error) {
-				return c.Create(full, data, zk.FlagEphemeral|zk.FlagSequence, s.cfg.acl)
-			})
+			created, err := s.createAndList(ctx, g, full, dir, data)
 			switch {
 			case err == nil:
-				name = path.Base(created)
+				q = created
 				return nil
 			case errors.Is(err, zk.ErrNoNode):
 				maybeCreated = false
@@ -76,10 +86,51 @@ func (s *Session) enqueue(ctx context.Context, g *generation, dir string, prefix
 		if maybeCreated && !g.ended() {
 			s.addDuty(duty{g: g, dir: dir, id: id})
 		}
-		return "", err
+		return queued{}, err
 	}
-	return name, nil
+	return q, nil
 }
+
+// createAndList sends the create, then the listing of dir right behind it.
+func (s *Session) createAndList(ctx context.Context, g *generation, full, dir string, data []byte) (queued, error) {
+	tr := g.tap.TraceCreate(full)
+	defer g.tap.Untrace(tr)
+	type listing struct {
+		kids []string
+		err  error
+	}
+	listed := make(chan listing, 1)
+	createDone := make(chan struct{})
+	// Owner: this call, which waits for listed before returning.
+	go func() {
+		select {
+		case <-tr.Sent():
+			kids, err := call(ctx, s, g, func(c *zk.Conn) ([]string, error) {
+				kids, _, err := c.Children(dir)
+				return kids, err
+			})
+			listed <- listing{kids, err}
+		case <-createDone:
+			listed <- listing{err: errNotListed}
+		}
+	}()
+	created, err := call(ctx, s, g, func(c *zk.Conn) (string, error) {
+		return c.Create(full, data, zk.FlagEphemeral|zk.FlagSequence, s.cfg.acl)
+	})
+	close(createDone)
+	l := <-listed
+	if err != nil {
+		return queued{}, err
+	}
+	q := queued{name: path.Base(created)}
+	if czxid, ok := g.tap.Zxid(tr); ok && l.err == nil {
+		q.kids, q.czxid = l.kids, czxid
+	}
+	return q, nil
+}
+
+// errNotListed: the pipelined listing was not sent; the caller lists again.
+var errNotListed = errors.New("zklock: listing not sent")
 
 // findOwn returns the name of g's node under dir that carries id, or "".
 func (s *Session) findOwn(ctx context.Context, g *generation, dir, id string) (string, error) {

@@ -103,45 +103,53 @@ func (r *recipe) acquire(ctx context.Context, data []byte, wait bool) error {
 }
 
 // attempt queues on generation g and waits to be first. On success it
-// returns the hold and a watch on the hold's node.
+// returns the hold and a watch on the hold's node (nil if the monitor must
+// set it).
 func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait bool) (*hold, <-chan zk.Event, error) {
-	name, err := r.s.enqueue(ctx, g, r.full, r.prefix, data)
+	q, err := r.s.enqueue(ctx, g, r.full, r.prefix, data)
 	if err != nil {
 		return nil, nil, err
 	}
+	kids := q.kids      // nil: list again
+	var self *selfCheck // the latest check of our node, if any
 	for {
-		kids, self, err := r.look(ctx, g, name)
-		if err != nil {
-			r.s.discard(ctx, g, r.full, name)
-			return nil, nil, err
-		}
-		index, pred, first, found := seqnode.Position(seqnode.Contenders(kids, r.keep), name)
-		if !found || !self.ok { // deleted under us while waiting: queue again
-			if name, err = r.s.enqueue(ctx, g, r.full, r.prefix, data); err != nil {
+		if kids == nil {
+			var sc selfCheck
+			if kids, sc, err = r.look(ctx, g, q.name); err != nil {
+				r.s.discard(ctx, g, r.full, q.name)
 				return nil, nil, err
 			}
+			self = &sc
+		}
+		index, pred, first, found := seqnode.Position(seqnode.Contenders(kids, r.keep), q.name)
+		if !found || (self != nil && !self.ok) { // deleted under us while waiting: queue again
+			if q, err = r.s.enqueue(ctx, g, r.full, r.prefix, data); err != nil {
+				return nil, nil, err
+			}
+			kids, self = q.kids, nil
 			continue
 		}
 		if first {
-			return r.grant(ctx, g, name, self)
+			if self == nil {
+				// The listing came right after our create on this session:
+				// the node existed then and is ours; the create's reply gave
+				// its czxid.
+				return r.grant(ctx, g, q.name, g.sessionID, q.czxid, nil)
+			}
+			return r.grant(ctx, g, q.name, self.st.EphemeralOwner, self.st.Czxid, self.watch)
 		}
 		if !wait {
-			r.s.discard(ctx, g, r.full, name)
+			r.s.discard(ctx, g, r.full, q.name)
 			return nil, nil, ErrLocked
 		}
-		ev, err := doOn(ctx, r.s, g, func(c *zk.Conn) (<-chan zk.Event, error) {
-			ok, _, ev, err := c.ExistsW(r.full + "/" + pred.Name)
-			if !ok {
-				ev = nil // gone already: look again at once
-			}
-			return ev, err
-		})
+		ev, sc, err := r.watchAhead(ctx, g, pred.Name, q.name)
 		if err != nil {
-			r.s.discard(ctx, g, r.full, name)
+			r.s.discard(ctx, g, r.full, q.name)
 			return nil, nil, err
 		}
-		if ev == nil {
-			continue
+		kids, self = nil, &sc
+		if ev == nil || !sc.ok {
+			continue // the one ahead is gone already, or we are: look again
 		}
 		select {
 		case e := <-ev:
@@ -149,18 +157,46 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 			// grow), so when the only one ahead is deleted we are first.
 			// ZooKeeper delivers watch events in the order of the changes,
 			// so if our own node's watch has not fired, our node existed
-			// when the predecessor went: granting needs no further round
-			// trip.
-			if index == 1 && e.Type == zk.EventNodeDeleted && !fired(self.watch) {
-				return r.grant(ctx, g, name, self)
+			// when the one ahead went: granting needs no further round trip.
+			if index == 1 && e.Type == zk.EventNodeDeleted && !fired(sc.watch) {
+				return r.grant(ctx, g, q.name, sc.st.EphemeralOwner, sc.st.Czxid, sc.watch)
 			}
+			self = nil // its watch may have fired; look sets a new one
 		case <-ctx.Done():
-			r.s.discard(ctx, g, r.full, name)
+			r.s.discard(ctx, g, r.full, q.name)
 			return nil, nil, ctx.Err()
 		case <-g.done:
 			return nil, nil, g.err
 		}
 	}
+}
+
+// watchAhead watches the node ahead of ours and checks our own node, in one
+// round trip. A nil event channel means the node ahead is already gone.
+func (r *recipe) watchAhead(ctx context.Context, g *generation, ahead, name string) (<-chan zk.Event, selfCheck, error) {
+	type watched struct {
+		ev   <-chan zk.Event
+		self selfCheck
+	}
+	w, err := doOn(ctx, r.s, g, func(c *zk.Conn) (watched, error) {
+		var w watched
+		var aheadErr, err error
+		var wg sync.WaitGroup
+		wg.Add(1)
+		// Owner: this call; joined below before it returns.
+		go func() {
+			defer wg.Done()
+			var ok bool
+			ok, _, w.ev, aheadErr = c.ExistsW(r.full + "/" + ahead)
+			if !ok {
+				w.ev = nil
+			}
+		}()
+		w.self.ok, w.self.st, w.self.watch, err = c.ExistsW(r.full + "/" + name)
+		wg.Wait()
+		return w, errors.Join(aheadErr, err)
+	})
+	return w.ev, w.self, err
 }
 
 // fired reports whether a one-shot watch has delivered its event.
@@ -173,20 +209,20 @@ func fired(watch <-chan zk.Event) bool {
 	}
 }
 
-// grant turns our confirmed first node into a hold: self is a check of the
-// node made in g after it was first in the queue.
-func (r *recipe) grant(ctx context.Context, g *generation, name string, self selfCheck) (*hold, <-chan zk.Event, error) {
-	if self.st.EphemeralOwner != g.sessionID {
+// grant turns our first node into a hold, after checking it belongs to g's
+// ZooKeeper session and that session has not ended.
+func (r *recipe) grant(ctx context.Context, g *generation, name string, owner, czxid int64, watch <-chan zk.Event) (*hold, <-chan zk.Event, error) {
+	if owner != g.sessionID {
 		r.s.discard(ctx, g, r.full, name)
 		return nil, nil, fmt.Errorf("zklock: node %s/%s belongs to session 0x%x, not ours (0x%x)",
-			r.full, name, self.st.EphemeralOwner, g.sessionID)
+			r.full, name, owner, g.sessionID)
 	}
 	if g.ended() {
 		return nil, nil, g.err
 	}
 	n, _ := seqnode.Parse(name)
 	key := znode.Strip(r.s.cfg.chroot, r.full+"/"+name)
-	return newHold(ctx, g, r.full, name, key, n.Seq, self.st.Czxid), self.watch, nil
+	return newHold(ctx, g, r.full, name, key, n.Seq, czxid), watch, nil
 }
 
 // selfCheck is what an ExistsW on our own node returned.
@@ -229,6 +265,17 @@ func (r *recipe) look(ctx context.Context, g *generation, name string) ([]string
 // loss deadline, Close) or the node is deleted.
 func (r *recipe) monitor(ctx context.Context, h *hold, watch <-chan zk.Event) {
 	defer close(h.exited)
+	if watch == nil { // granted without a check of our own node: watch it now
+		sc, err := doOn(ctx, r.s, h.g, func(c *zk.Conn) (selfCheck, error) {
+			ok, st, w, err := c.ExistsW(h.dir + "/" + h.name)
+			return selfCheck{ok, st, w}, err
+		})
+		if err == nil && !sc.ok {
+			h.end(fmt.Errorf("%w: %w", r.lost, ErrNodeDeleted))
+			return
+		}
+		watch = sc.watch // nil on error: ctx or g ended, the select decides
+	}
 	for {
 		select {
 		case <-ctx.Done():

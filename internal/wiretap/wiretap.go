@@ -9,6 +9,7 @@
 package wiretap
 
 import (
+	"cmp"
 	"encoding/binary"
 	"net"
 	"sync"
@@ -24,6 +25,10 @@ const (
 	xidNotification = -1 // watch event pushed by the server, not a reply
 	xidPing         = -2
 	headerBytes     = 16
+	opCreate        = 1
+	// maxCapture covers a create request's header and path: the request
+	// header, then the path as a length and bytes.
+	maxCapture = 8 + 4 + 512
 )
 
 // Tap accumulates what it reads off every connection of one ZooKeeper
@@ -37,6 +42,64 @@ type Tap struct {
 	sessionID int64
 	requests  uint64 // requests written, pings and connect requests excluded
 	expired   bool   // the server answered a connect request with session id 0
+	traces    map[string]*CreateTrace
+}
+
+// CreateTrace follows one create request through the connection. go-zookeeper
+// keeps the reply's zxid to itself; for a create it is the transaction that
+// created the node, so the node's czxid.
+type CreateTrace struct {
+	path string
+	sent chan struct{} // closed once the request's bytes are written
+	zxid int64         // guarded by Tap.mu; 0 until a successful reply is read
+}
+
+// Sent is closed once the create's bytes have been written to the server:
+// a request issued on the same session afterwards is handled after it.
+func (tr *CreateTrace) Sent() <-chan struct{} { return tr.sent }
+
+// TraceCreate starts following the next create request for path. Call
+// Untrace when done.
+func (t *Tap) TraceCreate(path string) *CreateTrace {
+	tr := &CreateTrace{path: path, sent: make(chan struct{})}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.traces == nil {
+		t.traces = make(map[string]*CreateTrace)
+	}
+	t.traces[path] = tr
+	return tr
+}
+
+// Untrace stops following tr.
+func (t *Tap) Untrace(tr *CreateTrace) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.traces[tr.path] == tr {
+		delete(t.traces, tr.path)
+	}
+}
+
+// Zxid returns the zxid of the traced create's successful reply.
+func (t *Tap) Zxid(tr *CreateTrace) (int64, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return tr.zxid, tr.zxid != 0
+}
+
+// trace claims the trace for a create request's path, if any.
+func (t *Tap) trace(path string) *CreateTrace {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tr := t.traces[path]
+	delete(t.traces, path)
+	return tr
+}
+
+func (t *Tap) created(tr *CreateTrace, zxid int64) {
+	t.mu.Lock()
+	tr.zxid = zxid
+	t.mu.Unlock()
 }
 
 // New returns a Tap that timestamps with now (time.Now when nil).
@@ -49,7 +112,8 @@ func New(now func() time.Time) *Tap {
 
 // Wrap returns c instrumented for t. Wrap every connection of the session.
 func (t *Tap) Wrap(c net.Conn) net.Conn {
-	return &conn{Conn: c, tap: t, pending: make(map[int32]time.Time)}
+	return &conn{Conn: c, tap: t, pending: make(map[int32]time.Time), creates: make(map[int32]*CreateTrace),
+		wr: frames{max: maxCapture}}
 }
 
 // LastAck returns the send time of the latest request, ping or connect
@@ -124,19 +188,31 @@ type conn struct {
 	rmu sync.Mutex // serialises readers' parsing
 	rd  frames
 
-	mu          sync.Mutex // guards pending, pings, connectSent
+	mu          sync.Mutex // guards pending, pings, connectSent, creates
 	pending     map[int32]time.Time
 	pings       []time.Time // pings share one xid; the server answers them in order
 	connectSent time.Time
+	creates     map[int32]*CreateTrace // traced creates awaiting their reply
 }
 
 func (c *conn) Write(p []byte) (int, error) {
 	// Timestamp before the bytes leave: the server hears from us no earlier.
 	sent := c.tap.now()
+	var traced []*CreateTrace
 	c.wmu.Lock()
-	c.wr.feed(p, func(first bool, h []byte) { c.sent(sent, first, h) })
+	c.wr.feed(p, func(first bool, h []byte) {
+		if tr := c.sent(sent, first, h); tr != nil {
+			traced = append(traced, tr)
+		}
+	})
 	c.wmu.Unlock()
-	return c.Conn.Write(p)
+	n, err := c.Conn.Write(p)
+	if err == nil {
+		for _, tr := range traced {
+			close(tr.sent)
+		}
+	}
+	return n, err
 }
 
 func (c *conn) Read(p []byte) (int, error) {
@@ -149,25 +225,38 @@ func (c *conn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (c *conn) sent(at time.Time, first bool, h []byte) {
+// sent records a request; it returns the trace of a traced create.
+func (c *conn) sent(at time.Time, first bool, h []byte) *CreateTrace {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if first {
 		c.connectSent = at
-		return
+		return nil
 	}
 	if len(h) < 8 {
-		return
+		return nil
 	}
-	switch xid := int32(binary.BigEndian.Uint32(h)); xid {
-	case xidPing:
+	xid := int32(binary.BigEndian.Uint32(h))
+	if xid == xidPing {
 		c.pings = append(c.pings, at)
-	default:
-		c.pending[xid] = at
-		c.tap.mu.Lock()
-		c.tap.requests++
-		c.tap.mu.Unlock()
+		return nil
 	}
+	c.pending[xid] = at
+	c.tap.mu.Lock()
+	c.tap.requests++
+	c.tap.mu.Unlock()
+	if int32(binary.BigEndian.Uint32(h[4:])) != opCreate || len(h) < 12 {
+		return nil
+	}
+	n := int(int32(binary.BigEndian.Uint32(h[8:])))
+	if n < 0 || 12+n > len(h) {
+		return nil
+	}
+	tr := c.tap.trace(string(h[12 : 12+n]))
+	if tr != nil {
+		c.creates[xid] = tr
+	}
+	return tr
 }
 
 func (c *conn) received(first bool, h []byte) {
@@ -194,6 +283,12 @@ func (c *conn) received(first bool, h []byte) {
 	default:
 		sent, ok = c.pending[xid]
 		delete(c.pending, xid)
+		if tr := c.creates[xid]; tr != nil {
+			delete(c.creates, xid)
+			if int32(binary.BigEndian.Uint32(h[12:])) == 0 { // no error
+				c.tap.created(tr, int64(binary.BigEndian.Uint64(h[4:])))
+			}
+		}
 	}
 	c.mu.Unlock()
 	if ok {
@@ -202,10 +297,11 @@ func (c *conn) received(first bool, h []byte) {
 }
 
 // frames splits a byte stream of length-prefixed frames and hands the first
-// headerBytes of each frame's payload (fewer if the frame is shorter) to a
+// max bytes of each frame's payload (fewer if the frame is shorter) to a
 // callback, without buffering payloads.
 type frames struct {
-	buf   [4 + headerBytes]byte
+	max   int // payload bytes to capture; headerBytes when 0
+	buf   [4 + maxCapture]byte
 	n     int // bytes collected in buf
 	want  int // payload header bytes wanted
 	rest  int // payload bytes after the header, discarded once it is complete
@@ -232,7 +328,7 @@ func (f *frames) feed(p []byte, fn func(first bool, header []byte)) {
 			if size < 0 {
 				size = 0
 			}
-			f.want = min(size, headerBytes)
+			f.want = min(size, cmp.Or(f.max, headerBytes))
 			f.rest = size - f.want
 		}
 		k := copy(f.buf[f.n:4+f.want], p)

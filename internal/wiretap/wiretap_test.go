@@ -165,3 +165,38 @@ func TestFramesSplitAnywhere(t *testing.T) {
 		assert.Equal(t, []int32{5, xidPing, 7}, got, "chunk %d", chunk)
 	}
 }
+
+func TestCreateTrace(t *testing.T) {
+	clk := &fakeClock{t: []time.Time{at(1), at(2), at(3), at(4)}}
+	p := newPipe(t, clk)
+	p.write(t, connectReq)
+	p.read(t, connectResp(6000, 7), 64)
+
+	tr := p.tap.TraceCreate("/d/_c_x-lock-")
+	defer p.tap.Untrace(tr)
+	select {
+	case <-tr.Sent():
+		t.Fatal("sent before the request was written")
+	default:
+	}
+	// create: header, path, data, acl count, flags
+	p.write(t, request(9, opCreate, []byte("/d/_c_x-lock-"), []byte("data"), int32(0), int32(3)))
+	select {
+	case <-tr.Sent():
+	default:
+		t.Fatal("not marked sent after the write")
+	}
+	_, ok := p.tap.Zxid(tr)
+	assert.False(t, ok, "no zxid before the reply")
+	p.read(t, frame(int32(9), int64(0x42), int32(0), []byte("/d/_c_x-lock-0000000001")), 7)
+	zxid, ok := p.tap.Zxid(tr)
+	assert.True(t, ok)
+	assert.Equal(t, int64(0x42), zxid, "the create reply's zxid is the node's czxid")
+
+	other := p.tap.TraceCreate("/d/_c_y-lock-")
+	defer p.tap.Untrace(other)
+	p.write(t, request(10, opCreate, []byte("/d/_c_y-lock-"), []byte{}, int32(0), int32(3)))
+	p.read(t, frame(int32(10), int64(0x43), int32(-101)), 64) // NoNode
+	_, ok = p.tap.Zxid(other)
+	assert.False(t, ok, "a failed create has no czxid")
+}
