@@ -351,6 +351,9 @@ func TestIntegration_MutexMisuse(t *testing.T) {
 	}
 
 	require.NoError(t, m.Lock(ctx))
+	_, st, err := zc.Admin(t).Exists(root + m.Key())
+	require.NoError(t, err)
+	assert.Equal(t, st.Czxid, m.Token(), "the token is the lock node's czxid")
 	assert.ErrorIs(t, m.Lock(ctx), zklock.ErrBusy, "not reentrant")
 	assert.ErrorIs(t, m.TryLock(ctx), zklock.ErrBusy)
 	require.NoError(t, m.Unlock(ctx))
