@@ -8,6 +8,23 @@ import (
 	"time"
 )
 
+// supervise waits for COMMAND to exit, forwarding SIGINT and SIGTERM to it,
+// or for the hold to end first, in which case it stops COMMAND (SIGTERM,
+// then SIGKILL after grace). It reports whether the hold ended first.
+func supervise(c *child, held <-chan struct{}, sigs <-chan os.Signal, grace time.Duration) (lost bool) {
+	for {
+		select {
+		case <-c.done:
+			return false
+		case sig := <-sigs:
+			c.signal(sig.(syscall.Signal))
+		case <-held:
+			c.stop(grace)
+			return true
+		}
+	}
+}
+
 // child is COMMAND, run in its own process group so that stopping it stops
 // everything it started.
 type child struct {

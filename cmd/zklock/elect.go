@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"syscall"
 
 	"github.com/zklock/zklock"
 )
@@ -97,20 +96,10 @@ func electCmd(g *globals, args []string) error {
 			e.Resign(ctx)
 			return &exitError{127, fmt.Sprintf("cannot run %s: %v", argv[0], err)}
 		}
-		done := e.Done()
-	running:
-		for {
-			select {
-			case <-c.done:
-				e.Resign(ctx)
-				return c.exitWith()
-			case sig := <-sigs:
-				c.signal(sig.(syscall.Signal))
-			case <-done:
-				c.stop(*grace)
-				fmt.Fprintf(g.stderr, "zklock: lost leadership of %s (%v); COMMAND was stopped; campaigning again\n", path, e.Err())
-				break running
-			}
+		if !supervise(c, e.Done(), sigs, *grace) {
+			e.Resign(ctx)
+			return c.exitWith()
 		}
+		fmt.Fprintf(g.stderr, "zklock: lost leadership of %s (%v); COMMAND was stopped; campaigning again\n", path, e.Err())
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/zklock/zklock"
@@ -130,21 +129,13 @@ func lockCmd(g *globals, args []string) error {
 		m.Unlock(ctx)
 		return &exitError{127, fmt.Sprintf("cannot run %s: %v", argv[0], err)}
 	}
-	done := m.Done()
-	for {
-		select {
-		case <-c.done:
-			m.Unlock(ctx)
-			return c.exitWith()
-		case sig := <-sigs:
-			c.signal(sig.(syscall.Signal))
-		case <-done:
-			c.stop(*grace)
-			cause := m.Err()
-			m.Unlock(ctx)
-			return &exitError{exitLost, fmt.Sprintf("lost lock %s while COMMAND ran (%v); COMMAND was stopped", path, cause)}
-		}
+	if supervise(c, m.Done(), sigs, *grace) {
+		cause := m.Err()
+		m.Unlock(ctx)
+		return &exitError{exitLost, fmt.Sprintf("lost lock %s while COMMAND ran (%v); COMMAND was stopped", path, cause)}
 	}
+	m.Unlock(ctx)
+	return c.exitWith()
 }
 
 // lossMargin sizes the Session's loss margin so that, after the loss

@@ -71,6 +71,7 @@ Run "zklock <command> --help" for a command's flags and examples.
 // globals are the flags shared by every command.
 type globals struct {
 	servers        []string
+	serversSet     bool // --servers or $ZK_SERVERS named them
 	sessionTimeout time.Duration
 	stderr         io.Writer
 	stdout         io.Writer
@@ -141,7 +142,8 @@ func parseGlobals(args []string, stdout, stderr io.Writer) (*globals, []string, 
 		}
 		return nil, nil, usagef("%v", err)
 	}
-	g := &globals{sessionTimeout: *timeout, stdout: stdout, stderr: stderr}
+	g := &globals{sessionTimeout: *timeout, stdout: stdout, stderr: stderr, serversSet: os.Getenv("ZK_SERVERS") != ""}
+	fs.Visit(func(f *flag.Flag) { g.serversSet = g.serversSet || f.Name == "servers" })
 	for _, s := range strings.Split(*servers, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			g.servers = append(g.servers, s)

@@ -800,21 +800,7 @@ func zookeeper(ctx context.Context, given []string, con *console) ([]string, fun
 		con.note("using ZooKeeper at %s", strings.Join(given, ","))
 		return given, func() {}, nil
 	}
-	if v := strings.TrimSpace(os.Getenv("ZK_SERVERS")); v != "" {
-		con.note("using ZK_SERVERS=%s", v)
-		return strings.Split(v, ","), func() {}, nil
-	}
-	inst, err := zkserver.Find()
-	if err != nil {
-		return nil, nil, errors.Join(errors.New("ZK_SERVERS is unset and no local ZooKeeper was found"), err)
-	}
-	con.note("ZK_SERVERS is unset: starting a local ZooKeeper server")
 	sctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	c, err := zkserver.Start(sctx, zkserver.Config{Install: inst})
-	if err != nil {
-		return nil, nil, err
-	}
-	con.note("local ZooKeeper serving on %s", c.Addr(0))
-	return c.Addrs(), func() { c.Close() }, nil
+	return zkserver.Ensure(sctx, con.note)
 }

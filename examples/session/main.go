@@ -10,12 +10,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -133,19 +131,5 @@ func run(timeout time.Duration) error {
 
 // zookeeper returns servers to use and a function that stops any it started.
 func zookeeper(ctx context.Context) ([]string, func(), error) {
-	if v := os.Getenv("ZK_SERVERS"); v != "" {
-		fmt.Printf("using ZK_SERVERS=%s\n", v)
-		return strings.Split(v, ","), func() {}, nil
-	}
-	inst, err := zkserver.Find()
-	if err != nil {
-		return nil, nil, errors.Join(errors.New("ZK_SERVERS is unset and no local ZooKeeper was found"), err)
-	}
-	fmt.Println("ZK_SERVERS is unset: starting a local ZooKeeper server")
-	c, err := zkserver.Start(ctx, zkserver.Config{Install: inst})
-	if err != nil {
-		return nil, nil, err
-	}
-	fmt.Printf("local ZooKeeper serving on %s\n", c.Addr(0))
-	return c.Addrs(), func() { c.Close() }, nil
+	return zkserver.Ensure(ctx, func(format string, args ...any) { fmt.Printf(format+"\n", args...) })
 }
