@@ -35,6 +35,15 @@
 // held under it, without waiting for a reconnect to be told so. Curator
 // declares its equivalent LOST state only after about 1.67 T.
 //
+// One case escapes this bound. In an ensemble, the leader expires sessions
+// from what followers report, and followers answer pings on their own. If
+// the leader stalls (a long garbage-collection pause, SIGSTOP) for less than
+// syncLimit×tickTime, followers keep answering, so the deadline keeps
+// moving, yet on waking the leader may expire sessions from its stale view
+// up to the stall's length early. Where leader stalls of that length are a
+// concern, raise the margin by syncLimit×tickTime with WithLossMargin; the
+// fencing token protects resources in any case.
+//
 // # Locks
 //
 // A Mutex is an exclusive lock on a ZooKeeper path. Lock queues the caller
