@@ -113,6 +113,10 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 	kids := q.kids      // nil: list again
 	var self *selfCheck // the latest check of our node, if any
 	for {
+		// Listings are dropped before waiting (kids is reset below): with
+		// many waiters, each keeping the whole queue's names would cost
+		// memory quadratic in the queue's length.
+		q.kids = nil
 		if kids == nil {
 			var sc selfCheck
 			if kids, sc, err = r.look(ctx, g, q.name); err != nil {

@@ -1,5 +1,88 @@
 package main
 
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/zklock/zklock/internal/bench"
+)
+
+const benchUsage = `Usage: zklock [global flags] bench [flags]
+
+Measures lock performance on a ZooKeeper ensemble and prints one table:
+uncontended and contended locking, many locks on one session, election
+failover, requests per acquisition, the floor set by raw ZooKeeper round
+trips and notifications, and memory per waiting Lock call. Latencies are
+percentiles of exact samples.
+
+Without --servers or $ZK_SERVERS it starts a local ZooKeeper (from
+ZOOKEEPER_HOME or Debian's zookeeper package) and measures that. It writes
+and deletes nodes under /zklock-bench-<pid>-<time>; run it on a test ensemble.
+
+Flags:
+  --duration D      measured time of each scenario (default 5s)
+  --sessions N,...  contended scenario sizes (default 2,8,32)
+  --baseline        also measure go-zookeeper's zk.Lock, with ratios
+  --json FILE       also write every figure, the ZooKeeper version, the
+                    servers and the settings to FILE as JSON
+
+Examples:
+  zklock bench --baseline
+  zklock --servers zk1:2181,zk2:2181,zk3:2181 bench --duration 10s --json bench.json
+`
+
 func benchCmd(g *globals, args []string) error {
-	return usagef("bench: not available in this build")
+	fs := newFlags(g, "bench", benchUsage)
+	duration := fs.Duration("duration", bench.DefaultDuration, "")
+	sessions := fs.String("sessions", "", "")
+	baseline := fs.Bool("baseline", false, "")
+	jsonFile := fs.String("json", "", "")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usagef("bench: unexpected arguments %q", fs.Args())
+	}
+	if *duration <= 0 {
+		return usagef("bench: --duration %v must be positive", *duration)
+	}
+	cfg := bench.Config{Duration: *duration, Baseline: *baseline, Progress: g.stderr}
+	if *sessions != "" {
+		for _, f := range strings.Split(*sessions, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 2 {
+				return usagef("bench: --sessions %q: each size must be a number of at least 2", *sessions)
+			}
+			cfg.Sessions = append(cfg.Sessions, n)
+		}
+	}
+	// Measure the servers named on the command line or in $ZK_SERVERS; with
+	// neither, a local server started for the run.
+	if g.serversSet {
+		cfg.Servers = g.servers
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	r, err := bench.Run(ctx, cfg)
+	if err != nil {
+		return &exitError{exitSoftware, fmt.Sprintf("bench: %v", err)}
+	}
+	if err := r.WriteTable(g.stdout); err != nil {
+		return err
+	}
+	if *jsonFile != "" {
+		f, err := os.Create(*jsonFile)
+		if err != nil {
+			return &exitError{exitSoftware, fmt.Sprintf("bench: %v", err)}
+		}
+		defer f.Close()
+		if err := r.WriteJSON(f); err != nil {
+			return &exitError{exitSoftware, fmt.Sprintf("bench: writing %s: %v", *jsonFile, err)}
+		}
+	}
+	return nil
 }

@@ -1,0 +1,260 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+// Goals the report is checked against. They are reported, not enforced.
+const (
+	goalUncontendedRatio = 1.25  // zklock ops/s ÷ zk.Lock ops/s, at least
+	goalContendedRatio   = 1.3   // at 8 and 32 sessions, at least
+	goalHandoffFloor     = 1.2   // hand-off p50 ÷ (delete p50 + delete→notification p50), at most
+	goalWaiterBytes      = 16384 // bytes per waiting Lock call, at most
+)
+
+// targets checks the figures against the goals that apply to this run.
+func targets(r *Report) []Target {
+	var out []Target
+	if z := r.Uncontended.ZkLock; z != nil && z.OpsPerSec > 0 {
+		m := r.Uncontended.Zklock.OpsPerSec / z.OpsPerSec
+		out = append(out, Target{
+			Name: "uncontended", Goal: fmt.Sprintf("ops/s ≥ %.2f× zk.Lock", goalUncontendedRatio),
+			Measured: m, Limit: goalUncontendedRatio, Met: m >= goalUncontendedRatio,
+		})
+	}
+	for _, c := range r.Contended {
+		if (c.Sessions != 8 && c.Sessions != 32) || c.ZkLock == nil || c.ZkLock.AcquisitionsPerSec <= 0 {
+			continue
+		}
+		m := c.Zklock.AcquisitionsPerSec / c.ZkLock.AcquisitionsPerSec
+		out = append(out, Target{
+			Name: "contended " + strconv.Itoa(c.Sessions), Goal: fmt.Sprintf("acquisitions/s ≥ %.1f× zk.Lock", goalContendedRatio),
+			Measured: m, Limit: goalContendedRatio, Met: m >= goalContendedRatio,
+		})
+	}
+	for _, c := range r.Contended {
+		floor := r.Floor.Delete.P50Ms + r.Floor.DeleteNotify.P50Ms
+		if c.Sessions != 2 || floor <= 0 {
+			continue
+		}
+		m := c.Zklock.Handoff.P50Ms / floor
+		out = append(out, Target{
+			Name: "hand-off, 2 sessions", Goal: fmt.Sprintf("p50 ≤ %.1f× (delete + delete→notification p50)", goalHandoffFloor),
+			Measured: m, Limit: goalHandoffFloor, Met: m <= goalHandoffFloor,
+		})
+	}
+	if m := r.Memory.Zklock.BytesPerWaiter; r.Memory.Waiters > 0 {
+		out = append(out, Target{
+			Name: "waiter memory", Goal: fmt.Sprintf("heap+stack ≤ %d KiB per waiter", goalWaiterBytes/1024),
+			Measured: m, Limit: goalWaiterBytes, Met: m <= goalWaiterBytes,
+		})
+	}
+	return out
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteTable writes a header naming the server and settings, then one
+// aligned table of every figure. With a baseline it has a zk.Lock column
+// and a ratio column, zklock ÷ zk.Lock of each row's first figure.
+func (r *Report) WriteTable(w io.Writer) error {
+	baseline := r.Settings.Baseline
+	var hdr strings.Builder
+	fmt.Fprintf(&hdr, "ZooKeeper %s at %s", r.ZooKeeperVersion, strings.Join(r.Servers, ","))
+	if r.Settings.LocalServer {
+		hdr.WriteString(" (local standalone, fsync on)")
+	}
+	fmt.Fprintf(&hdr, "\nclient: %s %s/%s, %d CPUs, GOMAXPROCS %d\n", r.Environment.GoVersion, r.Environment.GOOS,
+		r.Environment.GOARCH, r.Environment.NumCPU, r.Environment.GOMAXPROCS)
+	fmt.Fprintf(&hdr, "%gs measured per scenario in %d alternating rounds after %gs warm-up each; started %s, finished %s\n",
+		r.Settings.DurationSeconds, r.Settings.Rounds, r.Settings.WarmupSeconds,
+		r.Started.Format("2006-01-02 15:04:05Z"), r.Finished.Format("2006-01-02 15:04:05Z"))
+	hdr.WriteString("latencies in ms as p50 / p99 (failover: p50 / max); ratio divides each row's first figure\n\n")
+	if _, err := io.WriteString(w, hdr.String()); err != nil {
+		return err
+	}
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(cells ...string) {
+		if !baseline && len(cells) > 3 {
+			cells = cells[:3]
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
+	}
+	if baseline {
+		row("scenario", "figure", "zklock", "zk.Lock", "zklock ÷ zk.Lock")
+	} else {
+		row("scenario", "figure", "zklock")
+	}
+
+	u := r.Uncontended
+	uz := func(f func(*UncontendedFigures) string) string {
+		if u.ZkLock == nil {
+			return "-"
+		}
+		return f(u.ZkLock)
+	}
+	row("uncontended", "acquire+release /s", rate(u.Zklock.OpsPerSec), uz(func(f *UncontendedFigures) string { return rate(f.OpsPerSec) }),
+		ratioOf(u.Zklock.OpsPerSec, u.ZkLock, func(f *UncontendedFigures) float64 { return f.OpsPerSec }))
+	row("", "acquire", lat(u.Zklock.Acquire), uz(func(f *UncontendedFigures) string { return lat(f.Acquire) }),
+		ratioOf(u.Zklock.Acquire.P50Ms, u.ZkLock, func(f *UncontendedFigures) float64 { return f.Acquire.P50Ms }))
+	row("", "release", lat(u.Zklock.Release), uz(func(f *UncontendedFigures) string { return lat(f.Release) }),
+		ratioOf(u.Zklock.Release.P50Ms, u.ZkLock, func(f *UncontendedFigures) float64 { return f.Release.P50Ms }))
+	row("", "requests / cycle", reqs(u.Zklock.Requests), uz(func(f *UncontendedFigures) string { return reqs(f.Requests) }),
+		ratioOf(u.Zklock.Requests.PerCycle, u.ZkLock, func(f *UncontendedFigures) float64 { return f.Requests.PerCycle }))
+
+	for _, c := range r.Contended {
+		cz := func(f func(*ContendedFigures) string) string {
+			if c.ZkLock == nil {
+				return "-"
+			}
+			return f(c.ZkLock)
+		}
+		row(fmt.Sprintf("contended %d", c.Sessions), "acquisitions /s", rate(c.Zklock.AcquisitionsPerSec),
+			cz(func(f *ContendedFigures) string { return rate(f.AcquisitionsPerSec) }),
+			ratioOf(c.Zklock.AcquisitionsPerSec, c.ZkLock, func(f *ContendedFigures) float64 { return f.AcquisitionsPerSec }))
+		row("", "acquire wait", lat(c.Zklock.AcquireWait), cz(func(f *ContendedFigures) string { return lat(f.AcquireWait) }),
+			ratioOf(c.Zklock.AcquireWait.P50Ms, c.ZkLock, func(f *ContendedFigures) float64 { return f.AcquireWait.P50Ms }))
+		row("", "hand-off", lat(c.Zklock.Handoff), cz(func(f *ContendedFigures) string { return lat(f.Handoff) }),
+			ratioOf(c.Zklock.Handoff.P50Ms, c.ZkLock, func(f *ContendedFigures) float64 { return f.Handoff.P50Ms }))
+		row("", "requests / acquisition", reqs(c.Zklock.Requests), cz(func(f *ContendedFigures) string { return reqs(f.Requests) }),
+			ratioOf(c.Zklock.Requests.PerCycle, c.ZkLock, func(f *ContendedFigures) float64 { return f.Requests.PerCycle }))
+	}
+
+	m := r.ManyLocks
+	mz := func(f func(*ManyLocksFigures) string) string {
+		if m.ZkLock == nil {
+			return "-"
+		}
+		return f(m.ZkLock)
+	}
+	row(fmt.Sprintf("many locks (%d paths)", m.Goroutines), "acquire+release /s", rate(m.Zklock.OpsPerSec),
+		mz(func(f *ManyLocksFigures) string { return rate(f.OpsPerSec) }),
+		ratioOf(m.Zklock.OpsPerSec, m.ZkLock, func(f *ManyLocksFigures) float64 { return f.OpsPerSec }))
+	row("", "acquire+release", lat(m.Zklock.Cycle), mz(func(f *ManyLocksFigures) string { return lat(f.Cycle) }),
+		ratioOf(m.Zklock.Cycle.P50Ms, m.ZkLock, func(f *ManyLocksFigures) float64 { return f.Cycle.P50Ms }))
+
+	f := r.Failover
+	row(fmt.Sprintf("failover (%d)", f.Handovers), "close → next Campaign returns", latMax(f.NextLeader), "-", "-")
+	row("", "close → plain notification", latMax(f.Notification), "-", "-")
+	row("", "next leader ÷ notification p50", fmt.Sprintf("%.2f×", f.RatioP50), "-", "-")
+
+	fl := r.Floor
+	row("floor", "read round trip (exists)", lat(fl.Read), "-", "-")
+	row("", "write round trip (set)", lat(fl.Write), "-", "-")
+	row("", "delete round trip", lat(fl.Delete), "-", "-")
+	row("", "delete → notification", lat(fl.DeleteNotify), "-", "-")
+
+	mem := r.Memory
+	memz := func(f func(*MemoryFigures) string) string {
+		if mem.ZkLock == nil {
+			return "-"
+		}
+		return f(mem.ZkLock)
+	}
+	row(fmt.Sprintf("memory (%d waiters)", mem.Waiters), "bytes / waiter (heap+stack)", fmtBytes(mem.Zklock.BytesPerWaiter),
+		memz(func(f *MemoryFigures) string { return fmtBytes(f.BytesPerWaiter) }),
+		ratioOf(mem.Zklock.BytesPerWaiter, mem.ZkLock, func(f *MemoryFigures) float64 { return f.BytesPerWaiter }))
+	row("", "heap bytes / waiter", fmtBytes(mem.Zklock.HeapBytesPerWaiter),
+		memz(func(f *MemoryFigures) string { return fmtBytes(f.HeapBytesPerWaiter) }),
+		ratioOf(mem.Zklock.HeapBytesPerWaiter, mem.ZkLock, func(f *MemoryFigures) float64 { return f.HeapBytesPerWaiter }))
+	row("", "stack bytes / waiter (incl. caller)", fmtBytes(mem.Zklock.StackBytesPerWaiter),
+		memz(func(f *MemoryFigures) string { return fmtBytes(f.StackBytesPerWaiter) }),
+		ratioOf(mem.Zklock.StackBytesPerWaiter, mem.ZkLock, func(f *MemoryFigures) float64 { return f.StackBytesPerWaiter }))
+	row("", "goroutines / waiter (incl. caller)", fmt.Sprintf("%.2f", mem.Zklock.GoroutinesPerWaiter),
+		memz(func(f *MemoryFigures) string { return fmt.Sprintf("%.2f", f.GoroutinesPerWaiter) }), "-")
+	row("", "library goroutines / waiter", fmt.Sprintf("%.2f", mem.Zklock.LibraryGoroutinesPerWaiter),
+		memz(func(f *MemoryFigures) string { return fmt.Sprintf("%.2f", f.LibraryGoroutinesPerWaiter) }), "-")
+	row("", "queue / drain time", fmt.Sprintf("%.1fs / %.1fs", mem.Zklock.QueueSeconds, mem.Zklock.DrainSeconds),
+		memz(func(f *MemoryFigures) string { return fmt.Sprintf("%.1fs / %.1fs", f.QueueSeconds, f.DrainSeconds) }), "-")
+
+	for _, t := range r.Targets {
+		verdict := "missed"
+		if t.Met {
+			verdict = "met"
+		}
+		measured := fmt.Sprintf("%.2f×", t.Measured)
+		if t.Name == "waiter memory" {
+			measured = fmtBytes(t.Measured)
+		}
+		// Target rows keep three columns without a baseline too.
+		cells := []string{"target", t.Name + ": " + t.Goal, measured + " " + verdict}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
+	}
+	return tw.Flush()
+}
+
+func rate(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
+
+func lat(l Latency) string { return fmtMs(l.P50Ms) + " / " + fmtMs(l.P99Ms) }
+
+func latMax(l Latency) string { return fmtMs(l.P50Ms) + " / " + fmtMs(l.MaxMs) }
+
+// fmtMs keeps three significant digits or so, enough to compare, not so
+// many that noise looks like precision.
+func fmtMs(v float64) string {
+	switch {
+	case v < 10:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	case v < 100:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 0, 64)
+}
+
+func fmtBytes(v float64) string {
+	return fmt.Sprintf("%.0f B (%.1f KiB)", v, v/1024)
+}
+
+// reqs prints the total and its breakdown by opcode, largest first;
+// opcodes rarer than one in two hundred cycles are left out.
+func reqs(r Requests) string {
+	ops := slices.Sorted(maps.Keys(r.ByOp))
+	slices.SortStableFunc(ops, func(a, b string) int {
+		switch {
+		case r.ByOp[a] > r.ByOp[b]:
+			return -1
+		case r.ByOp[a] < r.ByOp[b]:
+			return 1
+		}
+		return 0
+	})
+	parts := make([]string, 0, len(ops))
+	for _, op := range ops {
+		if r.ByOp[op] >= 0.005 {
+			parts = append(parts, op+" "+short(r.ByOp[op]))
+		}
+	}
+	return fmt.Sprintf("%.2f = %s", r.PerCycle, strings.Join(parts, ", "))
+}
+
+// short prints v with two decimals, trailing zeros dropped.
+func short(v float64) string {
+	s := strconv.FormatFloat(v, 'f', 2, 64)
+	s = strings.TrimRight(s, "0")
+	return strings.TrimSuffix(s, ".")
+}
+
+// ratioOf formats zklock's value divided by the baseline's, or "-".
+func ratioOf[F any](v float64, base *F, get func(*F) float64) string {
+	if base == nil {
+		return "-"
+	}
+	b := get(base)
+	if b <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f×", v/b)
+}
