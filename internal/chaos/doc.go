@@ -1,0 +1,40 @@
+// Package chaos is a Jepsen-style test of zklock's locks and elections: a
+// generator draws faults from a seed (cut and blackholed connections,
+// session expiry, killed, paused and lost servers, lock nodes deleted by an
+// operator) and a nemesis injects them, one at a time, into a three-server
+// ensemble while clients contend for a Mutex and run an Election; every
+// client records what it saw in one History; a pure checker then judges the
+// History against the safety model of package zklock (see its package
+// documentation):
+//
+//   - mutual exclusion as holders see it: a hold ends (its Done closes, or
+//     Unlock is called) before the next hold's Lock returns, except that a
+//     holder whose node an operator deleted cannot know before the server
+//     tells it;
+//   - no expiry while trusted: a hold never learns that its node is gone
+//     unless an operator deleted it, since the Session presumes its session
+//     lost before the server may expire it;
+//   - fencing: tokens strictly increase in the order holds begin, and a
+//     fenced resource accepts every write made inside a hold by a holder
+//     that checks its hold before writing, again except a revoked holder's;
+//   - liveness: once faults stop, every client acquires within the session
+//     timeout plus 5s, and exactly one candidate leads, as Observe and
+//     Leader agree;
+//   - cleanliness: no contender node outlives its Session, and no goroutine
+//     or server process outlives the test.
+//
+// Everything runs in one process, so all timestamps come from one monotonic
+// clock and can be compared directly.
+//
+// TestChaos runs for about a minute by default: one fixed seed and one
+// random seed, each printed. Environment variables adjust it:
+//
+//	ZKLOCK_CHAOS_SEED=42           run only this seed (a comma-separated list for several)
+//	ZKLOCK_CHAOS_DURATION=10m      length of each seed's fault phase (default 25s)
+//	ZKLOCK_CHAOS_HISTORY=/tmp      write each run's whole History to a file there
+//	ZKLOCK_CHAOS_KNOWN_BUGS=1      run the regression cases of known bugs instead of skipping them
+//
+// A long release check, for example:
+//
+//	ZKLOCK_CHAOS_DURATION=10m go test -race -count=1 -timeout 30m -run Chaos -v ./internal/chaos/
+package chaos

@@ -1,0 +1,492 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/zklock/zklock"
+	"github.com/zklock/zklock/internal/zkserver"
+	"github.com/zklock/zklock/internal/zktest"
+)
+
+// Shape of a run.
+const (
+	sessionTimeout = 2 * time.Second
+	mutexClients   = 8
+	candidates     = 3
+	lockPath       = "/lock"
+	electionPath   = "/election"
+
+	writesPerHold  = 3
+	termWriteEvery = 20 * time.Millisecond
+	// One hold in longHoldOneIn lasts between longHoldMin and longHoldMax.
+	longHoldOneIn = 5
+	longHoldMin   = 500 * time.Millisecond
+	longHoldMax   = 4 * time.Second
+	// Bounds on waits that should take far less; generous for 2 cores
+	// running three JVMs under the race detector.
+	connectTimeout = 60 * time.Second
+	unlockTimeout  = 10 * time.Second
+	joinTimeout    = 60 * time.Second
+	healthyTimeout = 60 * time.Second
+	modeTimeout    = 3 * time.Second
+	deleteTimeout  = 15 * time.Second
+)
+
+// client is one participant: a Session through its own proxies, so faults
+// can target it alone, and its Mutex or Election.
+type client struct {
+	res string // ResLock or ResElection
+	id  int
+	ps  *zktest.Proxies
+	s   *zklock.Session
+	m   *zklock.Mutex    // ResLock
+	e   *zklock.Election // ResElection
+	rng *rand.Rand       // the client's own: used by its goroutine only
+}
+
+func candidateValue(id int) string { return fmt.Sprintf("cand-%d", id) }
+
+// rig is one run: the ensemble, the clients, the History and the nemesis.
+type rig struct {
+	t     *testing.T
+	zc    *zktest.Cluster
+	local *zkserver.Cluster
+	root  string
+	admin *zk.Conn
+	cfg   Config
+
+	h           *History
+	lockRes     Resource
+	electionRes Resource
+
+	mutexes    []*client
+	cands      []*client
+	observer   *zklock.Election
+	sessionsMu sync.Mutex // guards sessions
+	sessions   []*zklock.Session
+
+	wg sync.WaitGroup // hold watchers, state recorders, the observer reader
+}
+
+// runChaos runs both scenarios against one fresh ensemble under the faults
+// drawn from seed, for dur, then checks the History.
+func runChaos(t *testing.T, seed uint64, dur time.Duration) {
+	zc := zktest.Start(t, 3)
+	r := &rig{
+		t:     t,
+		zc:    zc,
+		local: zc.Local(t),
+		root:  zc.Root(t),
+		admin: zc.Admin(t),
+		h:     NewHistory(),
+	}
+	mutexCtx, stopMutexes := context.WithCancel(context.Background())
+	electionCtx, stopElection := context.WithCancel(context.Background())
+	// On an early failure: stop the clients and join every goroutine, so
+	// the next run and goleak see none of them.
+	t.Cleanup(func() {
+		stopMutexes()
+		stopElection()
+		r.closeSessions()
+		r.join(&r.wg, "recorders")
+	})
+
+	timeout := r.connectAll(seed)
+	r.cfg = Config{Bound: timeout + 5*time.Second, RevocationBound: timeout + 5*time.Second}
+	t.Logf("negotiated session timeout %v; %d mutex clients, %d candidates; faults for %v", timeout, mutexClients, candidates, dur)
+
+	var mutexLoops, electionLoops sync.WaitGroup
+	for _, c := range r.mutexes {
+		mutexLoops.Go(func() { r.mutexLoop(mutexCtx, c) })
+	}
+	for _, c := range r.cands {
+		electionLoops.Go(func() { r.candidate(electionCtx, c) })
+	}
+
+	// Faults start once both scenarios are under way, so the first ones
+	// meet holders.
+	r.waitFor("a first lock holder and leader", joinTimeout, func() bool {
+		return len(r.h.Open(ResLock)) > 0 && len(r.h.Open(ResElection)) > 0
+	})
+	r.nemesis(seed, timeout, dur)
+
+	// Liveness, now that the faults have stopped.
+	r.leaderCheck()
+	stopMutexes()
+	r.join(&mutexLoops, "mutex clients")
+	r.finalRound()
+	stopElection()
+	r.join(&electionLoops, "candidates")
+
+	r.closeSessions()
+	r.join(&r.wg, "recorders")
+
+	report := Check(r.h.Events(), r.cfg)
+	acc, rej := r.lockRes.Counts()
+	eacc, erej := r.electionRes.Counts()
+	t.Logf("seed %d counters:\n%s\nfenced resources: lock accepted=%d rejected=%d, election accepted=%d rejected=%d",
+		seed, report.Summary(), acc, rej, eacc, erej)
+	t.Logf("seed %d faults:\n%s", seed, faultLog(r.h.Events(), report.Start))
+	if dir := os.Getenv(envHistory); dir != "" {
+		p := filepath.Join(dir, fmt.Sprintf("chaos-history-%d.txt", seed))
+		if err := os.WriteFile(p, []byte(dump(r.h.Events(), report.Start)), 0o644); err != nil {
+			t.Errorf("writing the history: %v", err)
+		} else {
+			t.Logf("history written to %s", p)
+		}
+	}
+	for _, v := range report.Violations {
+		t.Error(v.Format(report.Start))
+	}
+	if len(report.Violations) > 0 {
+		t.Errorf("seed %d: %d violations; rerun with %s=%d", seed, len(report.Violations), envSeed, seed)
+	}
+
+	// Cleanliness: with every Session closed, no contender node is left.
+	// Nodes of sessions a client gave up at the loss deadline go when the
+	// server expires those sessions, within a session timeout.
+	r.waitEmpty(r.root+lockPath, timeout+15*time.Second)
+	r.waitEmpty(r.root+electionPath, timeout+15*time.Second)
+}
+
+// connectAll creates every client and the observer and returns the
+// negotiated session timeout.
+func (r *rig) connectAll(seed uint64) time.Duration {
+	connect := func(servers []string) *zklock.Session {
+		ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+		defer cancel()
+		s, err := zklock.Connect(ctx, servers, zklock.WithChroot(r.root), zklock.WithSessionTimeout(sessionTimeout),
+			zklock.WithDialer(newGatedDialer()))
+		if err != nil {
+			r.t.Fatalf("connect: %v", err)
+		}
+		r.sessionsMu.Lock()
+		r.sessions = append(r.sessions, s)
+		r.sessionsMu.Unlock()
+		return s
+	}
+	newClient := func(res string, id int) *client {
+		ps := r.zc.NewProxies(r.t)
+		c := &client{res: res, id: id, ps: ps, s: connect(ps.Addrs()),
+			rng: rand.New(rand.NewPCG(seed, uint64(len(r.mutexes)+len(r.cands))))}
+		r.recordStates(c)
+		return c
+	}
+	for i := range mutexClients {
+		c := newClient(ResLock, i)
+		c.m = zklock.NewMutex(c.s, lockPath, zklock.WithData(fmt.Appendf(nil, "client-%d", i)))
+		r.mutexes = append(r.mutexes, c)
+	}
+	for i := range candidates {
+		c := newClient(ResElection, i)
+		c.e = zklock.NewElection(c.s, electionPath, zklock.WithValue([]byte(candidateValue(i))))
+		r.cands = append(r.cands, c)
+	}
+	// The observer stands outside the faults aimed at clients: it shares
+	// the cluster's proxies.
+	r.observer = zklock.NewElection(connect(r.zc.Servers()), electionPath)
+	terms := r.observer.Observe(context.Background()) // ends when its Session closes
+	r.wg.Go(func() {
+		for term := range terms {
+			r.h.Add(Event{Op: OpObserve, Res: ResElection, Client: -1, Token: term.Token, Key: term.Key, Note: string(term.Value)})
+		}
+	})
+	timeout := r.mutexes[0].s.NegotiatedTimeout()
+	if timeout != sessionTimeout {
+		r.t.Fatalf("negotiated session timeout %v, want %v", timeout, sessionTimeout)
+	}
+	return timeout
+}
+
+// recordStates copies c's Session state changes into the History; they
+// explain the holds' ends when a violation is printed.
+func (r *rig) recordStates(c *client) {
+	sub := c.s.Subscribe()
+	r.wg.Go(func() {
+		defer sub.Stop()
+		for {
+			// Bounded by the Session: Next fails once it is closed.
+			ch, err := sub.Next(context.Background())
+			if err != nil {
+				return
+			}
+			r.h.Add(Event{At: ch.Time, Op: OpState, Res: c.res, Client: c.id, Note: ch.String()})
+		}
+	})
+}
+
+// closeSessions closes every Session, all at once: each Close waits for its
+// connection to shut down.
+func (r *rig) closeSessions() {
+	r.sessionsMu.Lock()
+	ss := r.sessions
+	r.sessionsMu.Unlock()
+	var wg sync.WaitGroup
+	for _, s := range ss {
+		wg.Go(func() { s.Close() })
+	}
+	wg.Wait()
+}
+
+// waitFor waits, bounded, until cond holds, re-checking it at every event.
+func (r *rig) waitFor(what string, bound time.Duration, cond func() bool) {
+	deadline := time.After(bound)
+	for {
+		changed := r.h.Changed()
+		if cond() {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			r.t.Errorf("no %s within %v", what, bound)
+			return
+		}
+	}
+}
+
+// join waits for wg, bounded.
+func (r *rig) join(wg *sync.WaitGroup, what string) {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(joinTimeout):
+		r.t.Errorf("%s did not stop within %v", what, joinTimeout)
+	}
+}
+
+// watchHold records the end of a hold the moment its Done closes.
+func (r *rig) watchHold(done <-chan struct{}, hold context.Context, res string, client, id int) {
+	r.wg.Go(func() {
+		<-done // bounded: every hold ends at the latest when its Session closes
+		at := time.Now()
+		r.h.Add(Event{At: at, Op: OpHoldEnd, Res: res, Client: client, Hold: id, Err: context.Cause(hold)})
+	})
+}
+
+// write is one write to the fenced resource by a holder that honours its
+// hold; false once the hold has ended.
+func (r *rig) write(hold context.Context, res *Resource, name string, client, id int, token int64) bool {
+	written, ok, highest := res.Write(hold, token)
+	if !written {
+		return false
+	}
+	e := Event{Op: OpWrite, Res: name, Client: client, Hold: id, Token: token, OK: ok}
+	if !ok {
+		e.Note = fmt.Sprintf("resource has seen 0x%x", highest)
+	}
+	r.h.Add(e)
+	return true
+}
+
+// mutexLoop locks, works and unlocks until ctx ends.
+func (r *rig) mutexLoop(ctx context.Context, c *client) {
+	for ctx.Err() == nil {
+		err := r.lockOnce(ctx, c, writesPerHold)
+		switch {
+		case err == nil, ctx.Err() != nil:
+		case errors.Is(err, zklock.ErrSessionClosed):
+			return
+		default:
+			// Not expected, but recorded; do not spin on it.
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-ctx.Done():
+			}
+		}
+	}
+}
+
+// lockOnce is one Lock, critical section and Unlock, all recorded.
+func (r *rig) lockOnce(ctx context.Context, c *client, writes int) error {
+	r.h.Add(Event{Op: OpLockCall, Res: ResLock, Client: c.id})
+	err := c.m.Lock(ctx)
+	at := time.Now()
+	if err != nil {
+		r.h.Add(Event{At: at, Op: OpLockErr, Res: ResLock, Client: c.id, Err: err})
+		return err
+	}
+	// Only this goroutine locks c.m, so these all describe the hold just
+	// granted, even if it has already been lost.
+	hold, done, token, key := c.m.Context(), c.m.Done(), c.m.Token(), c.m.Key()
+	id := r.h.Begin(Event{At: at, Res: ResLock, Client: c.id, Token: token, Key: key})
+	r.watchHold(done, hold, ResLock, c.id, id)
+
+	// Mostly short holds, so the lock changes hands often; now and then a
+	// long one, writing all along, so that faults outlast critical
+	// sections and holds are lost while in use.
+	work := time.Duration(2+c.rng.IntN(6)) * time.Millisecond
+	if writes > 1 && c.rng.IntN(longHoldOneIn) == 0 {
+		length := longHoldMin + time.Duration(c.rng.Int64N(int64(longHoldMax-longHoldMin)))
+		work = termWriteEvery
+		writes = int(length / work)
+	}
+	for range writes {
+		if !r.write(hold, &r.lockRes, ResLock, c.id, id, token) {
+			break
+		}
+		select {
+		case <-time.After(work):
+		case <-hold.Done():
+		}
+	}
+
+	r.h.Add(Event{Op: OpUnlockCall, Res: ResLock, Client: c.id, Hold: id})
+	uctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
+	err = c.m.Unlock(uctx)
+	cancel()
+	r.h.Add(Event{Op: OpUnlockDone, Res: ResLock, Client: c.id, Hold: id, Err: err})
+	return nil
+}
+
+// candidate runs c in the election until ctx ends; each term writes to the
+// fenced resource until leadership ends.
+func (r *rig) candidate(ctx context.Context, c *client) {
+	err := c.e.Run(ctx, func(lead context.Context) error {
+		at := time.Now()
+		token, key := c.e.Token(), c.e.Key()
+		id := r.h.Begin(Event{At: at, Res: ResElection, Client: c.id, Token: token, Key: key})
+		for r.write(lead, &r.electionRes, ResElection, c.id, id, token) {
+			select {
+			case <-time.After(termWriteEvery):
+				continue
+			case <-lead.Done():
+			}
+			break
+		}
+		r.h.Add(Event{At: time.Now(), Op: OpHoldEnd, Res: ResElection, Client: c.id, Hold: id, Err: context.Cause(lead)})
+		return nil
+	})
+	if ctx.Err() == nil {
+		r.t.Errorf("candidate %d: Run returned before its context ended: %v", c.id, err)
+	}
+}
+
+// leaderCheck waits, bounded by cfg.Bound, until exactly one candidate
+// leads, the observer has seen it, and Leader names it; it records the
+// outcome for the checker.
+func (r *rig) leaderCheck() {
+	deadline := time.NewTimer(r.cfg.Bound)
+	defer deadline.Stop()
+	// Leader is read from the servers, which announce nothing when it
+	// starts to agree; re-check now and then as well as on every event.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	why := "not checked"
+	for {
+		changed := r.h.Changed()
+		if ok, key, note := r.singleLeader(); ok {
+			// Stamped before the final look, so the term is open at At.
+			at := time.Now()
+			if open := r.h.Open(ResElection); len(open) == 1 && open[0].Key == key {
+				r.h.Add(Event{At: at, Op: OpPhase, Phase: PhaseLeaderCheck, Res: ResElection, Client: -1, Key: key, OK: true, Note: note})
+				return
+			}
+		} else {
+			why = note
+		}
+		select {
+		case <-changed:
+		case <-tick.C:
+		case <-deadline.C:
+			r.h.Add(Event{Op: OpPhase, Phase: PhaseLeaderCheck, Res: ResElection, Client: -1, Note: why})
+			return
+		}
+	}
+}
+
+func (r *rig) singleLeader() (ok bool, key, note string) {
+	open := r.h.Open(ResElection)
+	if len(open) != 1 {
+		return false, "", fmt.Sprintf("%d terms open", len(open))
+	}
+	term := open[0]
+	if last, seen := r.h.LastObserved(); !seen || last.Key != term.Key {
+		return false, "", fmt.Sprintf("the observer has not seen c%d lead", term.Client)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	v, err := r.observer.Leader(ctx)
+	want := candidateValue(term.Client)
+	if err != nil || string(v) != want {
+		return false, "", fmt.Sprintf("Leader returned %q, %v; want %q", v, err, want)
+	}
+	return true, term.Key, "leader " + want
+}
+
+// finalRound has every mutex client Lock and Unlock once, concurrently,
+// now that the faults have stopped; the checker holds each Lock to
+// cfg.Bound. The context allows more, so a slow Lock is measured, not cut.
+func (r *rig) finalRound() {
+	r.h.Add(Event{Op: OpPhase, Phase: PhaseFinalRound, Res: ResLock, Client: -1, OK: true, Note: "bound " + r.cfg.Bound.String()})
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Bound+10*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, c := range r.mutexes {
+		wg.Go(func() { _ = r.lockOnce(ctx, c, 1) })
+	}
+	wg.Wait()
+}
+
+// waitEmpty waits until dir has no children (or is gone), as another client
+// sees it.
+func (r *rig) waitEmpty(dir string, bound time.Duration) {
+	deadline := time.After(bound)
+	for {
+		kids, _, ev, err := r.admin.ChildrenW(dir)
+		if errors.Is(err, zk.ErrNoNode) || (err == nil && len(kids) == 0) {
+			return
+		}
+		if err != nil {
+			r.t.Errorf("listing %s: %v", dir, err)
+			return
+		}
+		select {
+		case <-ev:
+		case <-deadline:
+			r.t.Errorf("contender nodes left in %s %v after every Session closed: %v", dir, bound, kids)
+			return
+		}
+	}
+}
+
+// dump renders a whole History, one event a line, in time order.
+func dump(events []Event, base time.Time) string {
+	evs := slices.Clone(events)
+	slices.SortStableFunc(evs, func(a, b Event) int { return a.At.Compare(b.At) })
+	var b strings.Builder
+	for _, e := range evs {
+		b.WriteString(e.String(base))
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// faultLog lists the faults of a History, one line per start and end.
+func faultLog(events []Event, base time.Time) string {
+	var b strings.Builder
+	for _, e := range events {
+		if e.Op == OpFaultStart || e.Op == OpFaultEnd {
+			b.WriteString("  ")
+			b.WriteString(e.String(base))
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}

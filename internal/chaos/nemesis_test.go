@@ -1,0 +1,315 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+)
+
+// nemesis injects faults drawn from seed, one at a time with gaps, for dur;
+// the last fault may run past dur. It stops at the first fault it cannot
+// inject or remove, failing the test.
+func (r *rig) nemesis(seed uint64, timeout, dur time.Duration) {
+	gen := NewGenerator(seed, timeout)
+	end := time.Now().Add(dur)
+	for id := 1; time.Now().Before(end); id++ {
+		p := gen.Next()
+		if err := r.inject(id, p); err != nil {
+			r.t.Errorf("fault#%d %s: %v", id, p.Kind, err)
+			return
+		}
+		pause(p.Gap)
+	}
+}
+
+// pause lets a fault last, or the system be quiet, for d: the schedule's
+// own timing, not a wait for an event.
+func pause(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	<-t.C
+}
+
+// inject resolves p against the live system, applies it, removes it after
+// its length and records both in the History.
+func (r *rig) inject(id int, p Plan) error {
+	f := &Fault{ID: id, Kind: p.Kind, Length: p.Length, Client: -1}
+	start := func() { r.h.Add(Event{Op: OpFaultStart, Client: -1, Fault: f}) }
+	end := func(effective bool, note string) {
+		r.h.Add(Event{Op: OpFaultEnd, Client: -1, Fault: f, OK: effective, Note: note})
+	}
+	aimed, isAimed := r.aim(p)
+	switch p.Kind {
+	case FaultCut, FaultExpire, FaultShortBlackhole:
+		c := r.pickClient(p, aimed, isAimed)
+		f.Res, f.Client = c.res, c.id
+		start()
+		if p.Kind == FaultCut {
+			c.ps.Cut()
+		} else {
+			c.ps.Blackhole()
+			pause(p.Length)
+			c.ps.Heal()
+		}
+		end(true, "")
+		return nil
+
+	case FaultDeleteNode:
+		target := aimed
+		if !isAimed {
+			open := append(r.h.Open(ResLock), r.h.Open(ResElection)...)
+			if len(open) == 0 {
+				start()
+				end(false, "no holder")
+				return nil
+			}
+			target = open[p.Pick%uint64(len(open))]
+		}
+		f.Res, f.Client, f.Hold = target.Res, target.Client, target.Hold
+		start()
+		err := r.deleteNode(r.root + target.Key)
+		note := ""
+		if err != nil {
+			note = err.Error() // the hold ended first: the node is gone
+		}
+		end(err == nil, note)
+		return nil
+
+	case FaultStopFollower, FaultStopLeader:
+		leader, followers, err := r.settledRoles()
+		if err != nil {
+			return err
+		}
+		i := leader
+		if p.Kind == FaultStopFollower {
+			i = followers[p.Pick%uint64(len(followers))]
+		}
+		f.Servers = []int{i}
+		start()
+		if err := r.local.Stop(i); err != nil {
+			return err
+		}
+		pause(p.Length)
+		if err := r.startServers(i); err != nil {
+			return err
+		}
+		end(true, "")
+
+	case FaultQuorumLoss:
+		byRole, err := r.byRole()
+		if err != nil {
+			return err
+		}
+		keep := byRole[p.Pick%uint64(len(byRole))]
+		for _, i := range byRole {
+			if i != keep {
+				f.Servers = append(f.Servers, i)
+			}
+		}
+		start()
+		for _, i := range f.Servers {
+			if err := r.local.Stop(i); err != nil {
+				return err
+			}
+		}
+		pause(p.Length)
+		// Both at once: starting waits until a server is ready, and the
+		// servers of a lost majority may only become ready together.
+		if err := r.startServers(f.Servers...); err != nil {
+			return err
+		}
+		end(true, "")
+
+	case FaultPause:
+		byRole, err := r.byRole()
+		if err != nil {
+			return err
+		}
+		k := p.Pick % uint64(len(byRole))
+		if k == 0 && os.Getenv(envKnownBugs) == "" {
+			// A leader stalled for less than syncLimit×tickTime triggers
+			// bugLeaderStall; pause a follower instead until it is fixed,
+			// so every run checks what is known to hold.
+			k = 1 + p.Pick%uint64(len(byRole)-1)
+		}
+		i := byRole[k]
+		f.Servers = []int{i}
+		role := "follower"
+		if k == 0 {
+			role = "leader"
+		}
+		start()
+		if err := r.local.Pause(i); err != nil {
+			return err
+		}
+		pause(p.Length)
+		if err := r.local.Resume(i); err != nil {
+			return err
+		}
+		end(true, "was "+role)
+
+	default:
+		return fmt.Errorf("unknown fault kind %v", p.Kind)
+	}
+	// Server faults end only once the ensemble is whole again, so faults
+	// do not pile up.
+	return r.waitHealthy()
+}
+
+// Aiming at holders.
+const (
+	// longHoldAge is older than any short hold: a mutex hold this old is a
+	// long one, likely to outlast the fault about to hit it.
+	longHoldAge = 200 * time.Millisecond
+	// aimWait bounds the wait for such a hold.
+	aimWait = 5 * time.Second
+)
+
+// aim picks the hold a plan that prefers holders is aimed at: a long mutex
+// hold or the election's leader, as the plan's pick says, falling back to
+// whatever is held. Server faults use it too, to strike while a holder is
+// in the middle of its work.
+func (r *rig) aim(p Plan) (Event, bool) {
+	if !p.PreferHolder {
+		return Event{}, false
+	}
+	if (p.Pick>>32)%2 == 0 {
+		if e, ok := r.awaitLongHold(); ok {
+			return e, true
+		}
+	}
+	for _, res := range []string{ResElection, ResLock} {
+		if open := r.h.Open(res); len(open) > 0 {
+			return open[0], true
+		}
+	}
+	return Event{}, false
+}
+
+// awaitLongHold waits, up to aimWait, for a mutex hold at least
+// longHoldAge old.
+func (r *rig) awaitLongHold() (Event, bool) {
+	deadline := time.NewTimer(aimWait)
+	defer deadline.Stop()
+	for {
+		changed := r.h.Changed()
+		var ripe <-chan time.Time
+		for _, e := range r.h.Open(ResLock) {
+			age := time.Since(e.At)
+			if age >= longHoldAge {
+				return e, true
+			}
+			if ripe == nil {
+				ripe = time.After(longHoldAge - age)
+			}
+		}
+		select {
+		case <-changed:
+		case <-ripe:
+		case <-deadline.C:
+			return Event{}, false
+		}
+	}
+}
+
+// pickClient chooses the target of a client fault: the holder aimed at, if
+// any, else any client.
+func (r *rig) pickClient(p Plan, aimed Event, isAimed bool) *client {
+	if isAimed {
+		if aimed.Res == ResLock {
+			return r.mutexes[aimed.Client]
+		}
+		return r.cands[aimed.Client]
+	}
+	all := append(slices.Clone(r.mutexes), r.cands...)
+	return all[p.Pick%uint64(len(all))]
+}
+
+func (r *rig) startServers(idx ...int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), healthyTimeout)
+	defer cancel()
+	return r.local.StartServers(ctx, idx...)
+}
+
+// roles returns the leader and the followers; every server must answer.
+func (r *rig) roles() (leader int, followers []int, err error) {
+	leader = -1
+	for i := range r.local.Len() {
+		ctx, cancel := context.WithTimeout(context.Background(), modeTimeout)
+		mode, err := r.local.Mode(ctx, i)
+		cancel()
+		if err != nil {
+			return -1, nil, err
+		}
+		switch mode {
+		case "leader":
+			if leader >= 0 {
+				return -1, nil, fmt.Errorf("zk%d and zk%d both lead", leader+1, i+1)
+			}
+			leader = i
+		case "follower":
+			followers = append(followers, i)
+		default:
+			return -1, nil, fmt.Errorf("zk%d is %s", i+1, mode)
+		}
+	}
+	if leader < 0 || len(followers) == 0 {
+		return -1, nil, fmt.Errorf("no leader among the servers (followers %v)", followers)
+	}
+	return leader, followers, nil
+}
+
+// byRole returns the servers' indexes, the leader first, so that a plan's
+// pick chooses a role rather than a server number, which would lead in one
+// run and follow in another.
+func (r *rig) byRole() ([]int, error) {
+	leader, followers, err := r.settledRoles()
+	if err != nil {
+		return nil, err
+	}
+	return append([]int{leader}, followers...), nil
+}
+
+// waitHealthy waits, bounded, until every server serves as leader or
+// follower under a single leader.
+func (r *rig) waitHealthy() error {
+	_, _, err := r.settledRoles()
+	return err
+}
+
+// settledRoles is roles once every server answers it, waiting (bounded) for
+// an ensemble that is still settling. Servers announce nothing when they
+// settle, so it asks again every 100ms.
+func (r *rig) settledRoles() (leader int, followers []int, err error) {
+	deadline := time.After(healthyTimeout)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if leader, followers, err = r.roles(); err == nil {
+			return leader, followers, nil
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			return -1, nil, fmt.Errorf("ensemble not whole within %v: %w", healthyTimeout, err)
+		}
+	}
+}
+
+// deleteNode deletes p as an operator would, like zktest's DeleteNode but
+// returning the error: the hold may end, and its node go, just before. A
+// go-zookeeper call takes no context, so it runs aside; if it outlasts the
+// bound it still ends when the admin connection closes with the cluster.
+func (r *rig) deleteNode(p string) error {
+	res := make(chan error, 1)
+	go func() { res <- r.admin.Delete(p, -1) }()
+	select {
+	case err := <-res:
+		return err
+	case <-time.After(deleteTimeout):
+		return errors.New("delete timed out")
+	}
+}
