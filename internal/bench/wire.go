@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/zklock/zklock/internal/wiretap"
 )
 
 // The client side of ZooKeeper's wire protocol is a stream of frames, each
@@ -62,53 +64,24 @@ func isRequest(h frameHeader) bool {
 	return h.index > 0 && h.ok && h.xid != xidPing && h.op != opPing
 }
 
-// frameSplitter finds frame boundaries in a byte stream that may arrive in
-// arbitrary pieces, and reports each frame's header without buffering the
-// payload.
+// frameSplitter reports the request header of each frame in a byte stream
+// that may arrive in arbitrary pieces.
 type frameSplitter struct {
-	buf    [12]byte // length prefix, then up to 8 header bytes
-	n      int      // bytes collected in buf
-	want   int      // header bytes wanted for the current frame: min(size, 8)
-	rest   int      // payload bytes after the header
-	skip   int      // payload bytes still to discard, once the header is in
-	frames int      // frames reported
+	f      wiretap.Frames
+	frames int // frames reported
 }
 
-func (f *frameSplitter) feed(p []byte, fn func(frameHeader)) {
-	for len(p) > 0 {
-		if f.skip > 0 {
-			k := min(f.skip, len(p))
-			f.skip -= k
-			p = p[k:]
-			continue
+func (s *frameSplitter) feed(p []byte, fn func(frameHeader)) {
+	s.f.Max = 8 // xid and opcode
+	s.f.Feed(p, func(_ bool, h []byte) {
+		fh := frameHeader{index: s.frames, ok: len(h) == 8}
+		if fh.ok {
+			fh.xid = int32(binary.BigEndian.Uint32(h[0:4]))
+			fh.op = int32(binary.BigEndian.Uint32(h[4:8]))
 		}
-		if f.n < 4 {
-			k := copy(f.buf[f.n:4], p)
-			f.n += k
-			p = p[k:]
-			if f.n < 4 {
-				return
-			}
-			size := max(int(int32(binary.BigEndian.Uint32(f.buf[:4]))), 0)
-			f.want = min(size, 8)
-			f.rest = size - f.want
-		}
-		k := copy(f.buf[f.n:4+f.want], p)
-		f.n += k
-		p = p[k:]
-		if f.n < 4+f.want {
-			return
-		}
-		h := frameHeader{index: f.frames, ok: f.want == 8}
-		if h.ok {
-			h.xid = int32(binary.BigEndian.Uint32(f.buf[4:8]))
-			h.op = int32(binary.BigEndian.Uint32(f.buf[8:12]))
-		}
-		fn(h)
-		f.frames++
-		f.n = 0
-		f.skip = f.rest
-	}
+		fn(fh)
+		s.frames++
+	})
 }
 
 // requestCounter counts the requests written on every connection of one

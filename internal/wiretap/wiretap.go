@@ -113,7 +113,7 @@ func New(now func() time.Time) *Tap {
 // Wrap returns c instrumented for t. Wrap every connection of the session.
 func (t *Tap) Wrap(c net.Conn) net.Conn {
 	return &conn{Conn: c, tap: t, pending: make(map[int32]time.Time), creates: make(map[int32]*CreateTrace),
-		wr: frames{max: maxCapture}}
+		wr: Frames{Max: maxCapture}}
 }
 
 // LastAck returns the send time of the latest request, ping or connect
@@ -183,10 +183,10 @@ type conn struct {
 	tap *Tap
 
 	wmu sync.Mutex // serialises writers' parsing
-	wr  frames
+	wr  Frames
 
 	rmu sync.Mutex // serialises readers' parsing
-	rd  frames
+	rd  Frames
 
 	mu          sync.Mutex // guards pending, pings, connectSent, creates
 	pending     map[int32]time.Time
@@ -200,7 +200,7 @@ func (c *conn) Write(p []byte) (int, error) {
 	sent := c.tap.now()
 	var traced []*CreateTrace
 	c.wmu.Lock()
-	c.wr.feed(p, func(first bool, h []byte) {
+	c.wr.Feed(p, func(first bool, h []byte) {
 		if tr := c.sent(sent, first, h); tr != nil {
 			traced = append(traced, tr)
 		}
@@ -219,7 +219,7 @@ func (c *conn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
 		c.rmu.Lock()
-		c.rd.feed(p[:n], c.received)
+		c.rd.Feed(p[:n], c.received)
 		c.rmu.Unlock()
 	}
 	return n, err
@@ -296,11 +296,12 @@ func (c *conn) received(first bool, h []byte) {
 	}
 }
 
-// frames splits a byte stream of length-prefixed frames and hands the first
-// max bytes of each frame's payload (fewer if the frame is shorter) to a
-// callback, without buffering payloads.
-type frames struct {
-	max   int // payload bytes to capture; headerBytes when 0
+// Frames splits a byte stream of ZooKeeper's length-prefixed frames, which
+// may arrive in any pieces, and hands the first Max bytes of each frame's
+// payload (fewer if the frame is shorter) to a callback, without buffering
+// payloads. The zero value captures 16 bytes, a reply header.
+type Frames struct {
+	Max   int // payload bytes to capture, at most 524; 16 when 0
 	buf   [4 + maxCapture]byte
 	n     int // bytes collected in buf
 	want  int // payload header bytes wanted
@@ -309,7 +310,10 @@ type frames struct {
 	count int // frames seen
 }
 
-func (f *frames) feed(p []byte, fn func(first bool, header []byte)) {
+// Feed parses p; fn gets each frame's captured bytes and whether it is the
+// stream's first frame (the connect request or response, which has no
+// request or reply header).
+func (f *Frames) Feed(p []byte, fn func(first bool, header []byte)) {
 	for len(p) > 0 {
 		if f.skip > 0 {
 			k := min(f.skip, len(p))
@@ -328,7 +332,7 @@ func (f *frames) feed(p []byte, fn func(first bool, header []byte)) {
 			if size < 0 {
 				size = 0
 			}
-			f.want = min(size, cmp.Or(f.max, headerBytes))
+			f.want = min(size, cmp.Or(f.Max, headerBytes))
 			f.rest = size - f.want
 		}
 		k := copy(f.buf[f.n:4+f.want], p)

@@ -155,10 +155,10 @@ func TestAckNeverMovesBack(t *testing.T) {
 func TestFramesSplitAnywhere(t *testing.T) {
 	stream := append(append(reply(5, 9), reply(xidPing, 0)...), frame(int32(7))...)
 	for chunk := 1; chunk <= len(stream); chunk++ {
-		var f frames
+		var f Frames
 		var got []int32
 		for i := 0; i < len(stream); i += chunk {
-			f.feed(stream[i:min(i+chunk, len(stream))], func(_ bool, h []byte) {
+			f.Feed(stream[i:min(i+chunk, len(stream))], func(_ bool, h []byte) {
 				got = append(got, int32(binary.BigEndian.Uint32(h)))
 			})
 		}
