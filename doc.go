@@ -83,8 +83,10 @@
 // Mutex.Context passed into the work) and stop acting on the resource when
 // it fires.
 //
-// The loss signal comes before the server can grant the lock to anyone
-// else, but a process can still be paused (by the garbage collector, the
+// When the session is lost, the loss signal comes before the server can
+// grant the lock to anyone else (but see the leader-stall case above); when
+// an operator deletes the node, the server may grant it at once. Either way
+// a process can also be paused (by the garbage collector, the
 // scheduler, a debugger) between checking it and writing. So fence every
 // write: send the hold's fencing token (Mutex.Token, the creation zxid of
 // its node, which strictly increases across holders) with each write and
