@@ -260,6 +260,7 @@ func TestIntegration_ElectionCuratorLeaderLatch(t *testing.T) {
 	root := zc.Root(t)
 	admin := zc.Admin(t)
 	latch, err := interop.StartCurator(bounded(t, zktest.Timeout), zc.Direct(), t.TempDir())
+	skipIfMissing(t, err)
 	require.NoError(t, err)
 	defer latch.Close()
 	path := root + "/election"

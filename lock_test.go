@@ -360,8 +360,16 @@ func TestIntegration_MutexMisuse(t *testing.T) {
 	assert.ErrorIs(t, m.Unlock(ctx), zklock.ErrNotLocked, "a second Unlock")
 	assert.ErrorIs(t, m.Err(), zklock.ErrNotLocked)
 
-	for _, p := range []string{"", "lock", "/a/", "/"} {
-		assert.ErrorIs(t, zklock.NewMutex(s, p).Lock(ctx), zklock.ErrInvalidPath, "path %q", p)
+	plain := connect(t, zc.Servers()) // no chroot: /zookeeper is ZooKeeper's own
+	for _, p := range []string{"", "lock", "/a/", "/a//b", "/", "/zookeeper", "/zookeeper/quota/x"} {
+		s := s
+		if strings.HasPrefix(p, "/zookeeper") {
+			s = plain
+		}
+		err := zklock.NewMutex(s, p).Lock(ctx)
+		assert.ErrorIs(t, err, zklock.ErrInvalidPath, "path %q", p)
+		assert.ErrorContains(t, err, "path", "the error says what is wrong with %q", p)
+		assert.ErrorIs(t, zklock.NewMutex(s, p).TryLock(ctx), zklock.ErrInvalidPath, "path %q", p)
 	}
 }
 
@@ -449,4 +457,44 @@ func TestIntegration_MutexWaitsAcrossExpiry(t *testing.T) {
 	require.NoError(t, holder.Unlock(bounded(t, zktest.Timeout)))
 	require.NoError(t, await(t, wres, "the waiter's Lock").err)
 	require.NoError(t, waiter.Unlock(bounded(t, zktest.Timeout)))
+}
+
+func TestIntegration_MutexTokensIncreaseAcrossRecreateAndLeaderChange(t *testing.T) {
+	integration(t)
+	zc := zktest.Start(t, 3)
+	root := zc.Root(t)
+	local := zc.Local(t)
+	admin := zc.Admin(t)
+	ctx := bounded(t, 3*zktest.Timeout)
+	const holders = 100
+	var last int64
+	for i := range holders {
+		switch i {
+		case holders / 3:
+			// The lock directory goes away and comes back: sequence numbers
+			// restart, tokens must not.
+			kids, _, err := admin.Children(root + "/lock")
+			require.NoError(t, err)
+			require.Empty(t, kids)
+			require.NoError(t, admin.Delete(root+"/lock", -1))
+		case 2 * holders / 3:
+			// A ZooKeeper leader change: stop the leader, wait for a new one.
+			leader := -1
+			for j := range zc.Len() {
+				if mode, err := local.Mode(ctx, j); err == nil && mode == "leader" {
+					leader = j
+				}
+			}
+			require.GreaterOrEqual(t, leader, 0, "a leader")
+			zc.StopServer(t, leader)
+			defer zc.StartServer(t, leader)
+		}
+		s := connect(t, zc.Servers(), zklock.WithChroot(root))
+		m := zklock.NewMutex(s, "/lock")
+		require.NoError(t, m.Lock(ctx), "holder %d", i)
+		assert.Greater(t, m.Token(), last, "holder %d's token", i)
+		last = m.Token()
+		require.NoError(t, m.Unlock(ctx))
+		require.NoError(t, s.Close())
+	}
 }

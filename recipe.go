@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/go-zookeeper/zk"
@@ -40,6 +41,9 @@ func newRecipe(s *Session, op, path string, prefix func(string) string, keep fun
 		r.perr = fmt.Errorf("zklock: %s: %w: the root cannot hold contenders", op, ErrInvalidPath)
 	}
 	r.full = znode.Join(s.cfg.chroot, path)
+	if r.perr == nil && (r.full == "/zookeeper" || strings.HasPrefix(r.full, "/zookeeper/")) {
+		r.perr = fmt.Errorf("zklock: %s: %w: %q is under /zookeeper, which ZooKeeper reserves", op, ErrInvalidPath, path)
+	}
 	return r
 }
 
