@@ -19,6 +19,7 @@ const (
 	envSeed     = "ZKLOCK_CHAOS_SEED"     // seeds to run instead of the default two
 	envDuration = "ZKLOCK_CHAOS_DURATION" // fault phase per seed
 	envHistory  = "ZKLOCK_CHAOS_HISTORY"  // directory to write each run's full History to
+	envRace     = "ZKLOCK_CHAOS_RACE"     // run under the race detector too
 )
 
 const (
@@ -35,6 +36,13 @@ const (
 func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos test: needs ZooKeeper and about a minute")
+	}
+	if raceEnabled && os.Getenv(envRace) == "" {
+		// go-zookeeper v1.0.4 races on lastZxid when it resumes a session
+		// with watches (go-zookeeper/zk#35), which this test provokes all
+		// the time; the gated dialer narrows but does not close it. CI runs
+		// this test without -race.
+		t.Skipf("chaos test runs without -race (go-zookeeper/zk#35); set %s=1 to run it anyway", envRace)
 	}
 	seeds, err := seedsFromEnv()
 	if err != nil {
