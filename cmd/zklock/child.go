@@ -1,12 +1,34 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
 	"syscall"
 	"time"
 )
+
+// acquire runs take (a Lock or a Campaign) until it returns, or until
+// SIGINT or SIGTERM arrives: then it cancels take, gives back whatever take
+// got with release, and reports the interruption.
+func acquire(ctx context.Context, sigs <-chan os.Signal, take func(context.Context) error, release func()) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	// Owner: acquire, which receives from done on both paths below.
+	go func() { done <- take(ctx) }()
+	select {
+	case sig := <-sigs:
+		cancel()
+		if <-done == nil {
+			release()
+		}
+		return interrupted(sig)
+	case err := <-done:
+		return err
+	}
+}
 
 // supervise waits for COMMAND to exit, forwarding SIGINT and SIGTERM to it,
 // or for the hold to end first, in which case it stops COMMAND (SIGTERM,

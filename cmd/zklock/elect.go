@@ -66,24 +66,16 @@ func electCmd(g *globals, args []string) error {
 	e := zklock.NewElection(s, path)
 
 	for {
-		cctx, cancel := context.WithCancel(ctx)
-		won := make(chan error, 1)
-		go func() { won <- e.Campaign(cctx, []byte(*id)) }()
-		select {
-		case sig := <-sigs:
-			cancel()
-			if <-won == nil {
-				e.Resign(ctx)
-			}
-			return interrupted(sig)
-		case err := <-won:
-			cancel()
-			if errors.Is(err, zklock.ErrInvalidPath) {
-				return usagef("elect: %v", err)
-			}
-			if err != nil {
-				return &exitError{exitUnavailable, fmt.Sprintf("campaign for %s: %v", path, err)}
-			}
+		err := acquire(ctx, sigs, func(ctx context.Context) error { return e.Campaign(ctx, []byte(*id)) },
+			func() { e.Resign(context.Background()) })
+		var ee *exitError
+		switch {
+		case errors.As(err, &ee):
+			return err // interrupted
+		case errors.Is(err, zklock.ErrInvalidPath):
+			return usagef("elect: %v", err)
+		case err != nil:
+			return &exitError{exitUnavailable, fmt.Sprintf("campaign for %s: %v", path, err)}
 		}
 
 		c, err := startChild(argv, []string{

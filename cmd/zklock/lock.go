@@ -86,38 +86,29 @@ func lockCmd(g *globals, args []string) error {
 	}
 	m := zklock.NewMutex(s, path, opts...)
 
-	lctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	lctx := ctx
 	if *timeout > 0 {
-		lctx, cancel = context.WithTimeout(lctx, *timeout)
+		var cancel context.CancelFunc
+		lctx, cancel = context.WithTimeout(ctx, *timeout)
 		defer cancel()
 	}
-	acquired := make(chan error, 1)
-	go func() {
-		if *nonblock {
-			acquired <- m.TryLock(lctx)
-		} else {
-			acquired <- m.Lock(lctx)
-		}
-	}()
-	select {
-	case sig := <-sigs:
-		cancel()
-		if <-acquired == nil {
-			m.Unlock(context.Background())
-		}
-		return interrupted(sig)
-	case err := <-acquired:
-		switch {
-		case errors.Is(err, zklock.ErrLocked):
-			return &exitError{exitNotAcquired, fmt.Sprintf("lock %s is held by another process; not waiting (--nonblock)", path)}
-		case errors.Is(err, context.DeadlineExceeded):
-			return &exitError{exitNotAcquired, fmt.Sprintf("lock %s not acquired within --timeout %v; try again later or raise --timeout", path, *timeout)}
-		case errors.Is(err, zklock.ErrInvalidPath):
-			return usagef("lock: %v", err)
-		case err != nil:
-			return &exitError{exitUnavailable, fmt.Sprintf("lock %s: %v", path, err)}
-		}
+	take := m.Lock
+	if *nonblock {
+		take = m.TryLock
+	}
+	err = acquire(lctx, sigs, take, func() { m.Unlock(context.Background()) })
+	var ee *exitError
+	switch {
+	case errors.As(err, &ee):
+		return err // interrupted
+	case errors.Is(err, zklock.ErrLocked):
+		return &exitError{exitNotAcquired, fmt.Sprintf("lock %s is held by another process; not waiting (--nonblock)", path)}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &exitError{exitNotAcquired, fmt.Sprintf("lock %s not acquired within --timeout %v; try again later or raise --timeout", path, *timeout)}
+	case errors.Is(err, zklock.ErrInvalidPath):
+		return usagef("lock: %v", err)
+	case err != nil:
+		return &exitError{exitUnavailable, fmt.Sprintf("lock %s: %v", path, err)}
 	}
 
 	c, err := startChild(argv, []string{
