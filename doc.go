@@ -21,28 +21,32 @@
 // # Disconnect versus expiry
 //
 // A lost connection is suspect, not fatal: ZooKeeper keeps the session, and
-// with it every lock node, for the negotiated session timeout T after it last
-// heard from the client. The Session reads T and the send time of the latest
-// request the server answered off the wire, and derives the safe loss
-// deadline:
+// with it every lock node, for the negotiated session timeout T after the
+// ensemble's leader last learned the client was active. Only the leader
+// expires sessions, and a client connected to a follower is reported to it
+// only every half tick; while the leader stalls (a long garbage-collection
+// pause, SIGSTOP) for less than syncLimit×tickTime, followers keep answering
+// the client's pings, and the waking leader expires at once every session it
+// has not heard of for T. So the Session does not trust answered pings: it
+// sends a sync request, which only the leader answers, every T/40, and
+// derives the safe loss deadline from the latest one answered within T/40:
 //
-//	deadline = (send time of the latest answered request) + T − margin
+//	deadline = (send time of that sync) + T − 0.15 T − margin
 //
-// The margin defaults to T/5 (WithLossMargin). Until the deadline, the server
-// cannot have expired the session, so no other client can have been granted
-// a lock this session holds. If the connection is still down at the
-// deadline, the Session presumes the session expired and ends everything
-// held under it, without waiting for a reconnect to be told so. Curator
-// declares its equivalent LOST state only after about 1.67 T.
+// where 0.15 T allows for the leader learning of the session half a tick late
+// (at most T/10 when T is at least five ticks) and for the gap between
+// syncs. A sync that is slow or fails proves nothing, nor do those sent
+// within T/5 after it, while a resumed leader may still be expiring
+// sessions. The margin defaults to T/10 (WithLossMargin). Until the
+// deadline, the leader cannot have expired the session, so no other client
+// can have been granted a lock this session holds. When the deadline
+// passes — the connection is still down, or the leader has not answered —
+// the Session presumes the session expired and ends everything held under
+// it, without waiting to be told so. Curator declares its equivalent LOST
+// state only after about 1.67 T, from the connection alone.
 //
-// One case escapes this bound. In an ensemble, the leader expires sessions
-// from what followers report, and followers answer pings on their own. If
-// the leader stalls (a long garbage-collection pause, SIGSTOP) for less than
-// syncLimit×tickTime, followers keep answering, so the deadline keeps
-// moving, yet on waking the leader may expire sessions from its stale view
-// up to the stall's length early. Where leader stalls of that length are a
-// concern, raise the margin by syncLimit×tickTime with WithLossMargin; the
-// fencing token protects resources in any case.
+// The syncs cost the leader one cheap request per Session every T/40 (every
+// 250 ms at T = 10 s).
 //
 // # Locks
 //
@@ -84,7 +88,7 @@
 // it fires.
 //
 // When the session is lost, the loss signal comes before the server can
-// grant the lock to anyone else (but see the leader-stall case above); when
+// grant the lock to anyone else; when
 // an operator deletes the node, the server may grant it at once. Either way
 // a process can also be paused (by the garbage collector, the
 // scheduler, a debugger) between checking it and writing. So fence every

@@ -18,9 +18,11 @@ var ErrLockLost = errors.New("zklock: lock lost")
 // expired at the safe loss deadline (then ErrLossDeadline is wrapped too).
 var ErrSessionExpired = errors.New("zklock: session expired")
 
-// ErrLossDeadline reports that the connection stayed down until the safe loss
-// deadline, after which the server may already have expired the session.
-var ErrLossDeadline = errors.New("zklock: connection lost past the safe loss deadline")
+// ErrLossDeadline reports that the safe loss deadline passed without the
+// ZooKeeper leader confirming the session (the connection stayed down, or
+// the leader stopped answering), after which the leader may already have
+// expired it.
+var ErrLossDeadline = errors.New("zklock: session unconfirmed past the safe loss deadline")
 
 // ErrSessionClosed is returned by operations on a Session after Close.
 var ErrSessionClosed = errors.New("zklock: session closed")

@@ -18,7 +18,7 @@ type Option func(*sessionConfig)
 
 type sessionConfig struct {
 	timeout time.Duration
-	margin  time.Duration // 0: a fifth of the negotiated timeout
+	margin  time.Duration // 0: a tenth of the negotiated timeout
 	logger  *slog.Logger
 	backoff Backoff
 	auth    []string // digest credentials, "user:password"
@@ -55,12 +55,15 @@ func WithSessionTimeout(d time.Duration) Option {
 	}
 }
 
-// WithLossMargin sets how long before the earliest moment the server could
-// expire the session a disconnected Session presumes it lost (see
-// Session.LossDeadline). It must cover clock-rate differences between client
-// and server and the time the holder needs to stop acting on a lost hold.
-// It is capped at half the negotiated timeout. The default is a fifth of the
-// negotiated timeout.
+// WithLossMargin sets how long before the earliest moment the ZooKeeper
+// leader could expire the session the Session presumes it lost (see
+// Session.LossDeadline): the time a holder needs to stop acting on a lost
+// hold, plus clock-rate differences and network delay. It is capped at half
+// the negotiated timeout T. The default is T/10.
+//
+// The deadline allows for the leader learning of the session up to half a
+// tick late, which holds when T is at least five times the servers'
+// tickTime; with a shorter T, add the difference (tickTime/2 − T/10) here.
 func WithLossMargin(d time.Duration) Option {
 	return func(c *sessionConfig) {
 		if d <= 0 {

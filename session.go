@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/zklock/zklock/internal/lease"
 	"github.com/zklock/zklock/internal/wiretap"
 )
 
@@ -118,6 +119,7 @@ type generation struct {
 	events <-chan zk.Event // closed by go-zookeeper once its goroutines exit
 	tap    *wiretap.Tap
 	margin time.Duration
+	lease  *lease.Lease // set by markReady, before the generation is published
 
 	done chan struct{} // closed when the ZooKeeper session ends for us
 	err  error         // why; written before done is closed
@@ -137,18 +139,17 @@ func (g *generation) ended() bool {
 	}
 }
 
-// lossDeadline is the safe loss deadline: the server cannot expire the
-// session before it has heard nothing for the negotiated timeout T, and it
-// heard from us no earlier than the send time of the latest request it
-// answered. The margin absorbs clock-rate differences and reaction time.
+// lossDeadline is the safe loss deadline: the leader cannot expire the
+// session before the lease's proof plus T minus the lease's allowance (see
+// internal/lease). The margin leaves the holder time to stop.
 func (g *generation) lossDeadline() time.Time {
 	t := g.tap.Timeout()
 	m := g.margin
 	if m == 0 {
-		m = t / 5
+		m = t / 10
 	}
 	m = min(m, t/2)
-	return g.tap.LastAck().Add(t - m)
+	return g.lease.Basis().Add(t - lease.Allowance(t) - m)
 }
 
 type inboxEvent struct {
@@ -310,7 +311,7 @@ func (s *Session) run(g *generation) {
 				lease.set(time.Until(dl))
 				continue
 			}
-			s.cfg.logger.Warn("zklock: connection lost past the safe loss deadline; presuming the session expired",
+			s.cfg.logger.Warn("zklock: no proof from the ZooKeeper leader before the safe loss deadline; presuming the session expired",
 				"session", fmt.Sprintf("0x%x", g.sessionID))
 			endAndHeal(fmt.Errorf("%w: %w", ErrSessionExpired, ErrLossDeadline))
 
@@ -352,11 +353,38 @@ func (s *Session) authenticate(g *generation) {
 func (s *Session) markReady(g *generation) {
 	g.ready = true
 	g.sessionID = g.tap.SessionID()
+	g.lease = lease.New(g.tap.Timeout(), g.tap.ConnectSent())
+	// Owner: run, which is itself joined by Close. Ends with g or at Close;
+	// joined by Close (wg).
+	s.wg.Add(1)
+	go s.probe(g)
 	s.mu.Lock()
 	s.gen = g
 	close(s.ready)
 	s.mu.Unlock()
 	s.transition(g, StateConnected, nil)
+}
+
+// probe sends syncs, one at a time, to prove g's session current at the
+// ZooKeeper leader (see internal/lease); answered pings prove nothing there.
+func (s *Session) probe(g *generation) {
+	defer s.wg.Done()
+	every := lease.Interval(g.tap.Timeout())
+	wait := time.NewTimer(every)
+	defer wait.Stop()
+	for {
+		select {
+		case <-wait.C:
+		case <-g.done:
+			return
+		case <-s.closing:
+			return
+		}
+		sent := time.Now()
+		_, err := call(s.life, s, g, func(c *zk.Conn) (string, error) { return c.Sync("/") })
+		g.lease.Probed(sent, time.Now(), err == nil)
+		wait.Reset(max(time.Until(sent.Add(every)), 0))
+	}
 }
 
 // end closes g's done channel and its connection. Closing the connection
@@ -466,15 +494,17 @@ func (s *Session) NegotiatedTimeout() time.Duration {
 }
 
 // LossDeadline returns the safe loss deadline of the current ZooKeeper
-// session: the send time of the latest request the server answered, plus the
-// negotiated timeout, minus the loss margin (WithLossMargin). The server
-// cannot expire the session earlier than the timeout after it last heard
-// from the client, so until the deadline no other client can have been
-// granted a lock this session holds. The deadline moves forward with every
-// answered request (go-zookeeper pings every third of the timeout). If it
-// passes, the Session presumes the ZooKeeper session expired, ends it and
-// every hold made under it, and opens a new one. Zero while there is no
-// ZooKeeper session.
+// session, before which the ZooKeeper leader cannot have expired it, so no
+// other client can have been granted a lock this session holds. The
+// Session proves the session current at the leader with a sync request
+// every T/40 (T the negotiated timeout); the deadline is the send time of
+// the latest sync answered within T/40 plus T, minus an allowance of 0.15 T
+// for the leader's view lagging behind, minus the loss margin
+// (WithLossMargin). While the leader answers, the deadline moves forward;
+// when the connection is lost or the leader stalls, it stops. If it passes,
+// the Session presumes the ZooKeeper session expired, ends it and every hold
+// made under it, and opens a new one. Zero while there is no ZooKeeper
+// session.
 func (s *Session) LossDeadline() time.Time {
 	if g := s.currentNow(); g != nil {
 		return g.lossDeadline()

@@ -32,9 +32,12 @@
 //	ZKLOCK_CHAOS_SEED=42           run only this seed (a comma-separated list for several)
 //	ZKLOCK_CHAOS_DURATION=10m      length of each seed's fault phase (default 25s)
 //	ZKLOCK_CHAOS_HISTORY=/tmp      write each run's whole History to a file there
-//	ZKLOCK_CHAOS_KNOWN_BUGS=1      run the regression cases of known bugs instead of skipping them
+//
+// TestChaosRegressions replays the seeds that once found bugs (the long
+// ones only when ZKLOCK_CHAOS_DURATION is set), and TestChaosLeaderStall
+// stalls the leader under a holder on a follower, the case they found.
 //
 // A long release check, for example:
 //
-//	ZKLOCK_CHAOS_DURATION=10m go test -race -count=1 -timeout 30m -run Chaos -v ./internal/chaos/
+//	ZKLOCK_CHAOS_DURATION=10m go test -count=1 -timeout 60m -run Chaos -v ./internal/chaos/
 package chaos

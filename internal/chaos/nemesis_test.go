@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"time"
 )
@@ -129,12 +128,6 @@ func (r *rig) inject(id int, p Plan) error {
 			return err
 		}
 		k := p.Pick % uint64(len(byRole))
-		if k == 0 && os.Getenv(envKnownBugs) == "" {
-			// A leader stalled for less than syncLimit×tickTime triggers
-			// bugLeaderStall; pause a follower instead until it is fixed,
-			// so every run checks what is known to hold.
-			k = 1 + p.Pick%uint64(len(byRole)-1)
-		}
 		i := byRole[k]
 		f.Servers = []int{i}
 		role := "follower"

@@ -14,58 +14,35 @@ import (
 	"github.com/zklock/zklock/internal/zktest"
 )
 
-// envKnownBugs runs the regression cases of known bugs instead of skipping
-// them, to confirm a bug or its fix.
-const envKnownBugs = "ZKLOCK_CHAOS_KNOWN_BUGS"
-
-// bugLeaderStall names a library bug the chaos test found.
-const bugLeaderStall = "known bug (leader stall): while the ZooKeeper leader is stalled for less than syncLimit*tickTime, " +
-	"the follower a holder is connected to keeps answering its pings, so the Session stays connected and moves its safe loss " +
-	"deadline on; when the leader resumes it expires the session at once and deletes the lock node, seconds before that " +
-	"deadline, and the holder learns of it only from the server's notice, which races the next contender's grant " +
-	"(doc.go: \"Until the deadline, the server cannot have expired the session\")"
-
-// skipKnownBug skips a regression case until its bug is fixed, unless
-// ZKLOCK_CHAOS_KNOWN_BUGS is set.
-func skipKnownBug(t *testing.T, bug string) {
-	t.Helper()
-	if os.Getenv(envKnownBugs) == "" {
-		t.Skip(bug)
-	}
-	t.Logf("running a known bug's regression case: %s", bug)
-}
-
-// knownBugSeeds are seeds whose fault schedules exposed library bugs. Each
-// runs like TestChaos, for its duration; enable a case once its bug is fixed
-// by deleting the bug text. A seed fixes the faults, not which server each
-// client picks or where a pause falls between its pings, so a case shows
-// its bug in some runs only; TestChaosLeaderStall aims at it and shows it
-// in almost every run.
-var knownBugSeeds = []struct {
+// regressionSeeds are seeds whose fault schedules exposed library bugs;
+// each runs like TestChaos, for its duration. A seed fixes the faults, not
+// which server each client picks or where a pause falls between its pings,
+// so a seed shows its bug in some runs only; TestChaosLeaderStall aims at
+// the leader-stall bug and showed it in almost every run.
+var regressionSeeds = []struct {
 	seed uint64
 	dur  time.Duration
+	long bool // only with ZKLOCK_CHAOS_DURATION set, as a release check
 	bug  string
 }{
-	// Fault #1 pauses the leader for 1.805s; election c0, on a follower,
-	// learns its node was deleted, which no operator did.
-	{seed: 209, dur: 8 * time.Second, bug: bugLeaderStall},
-	// The fixed seed, run long: fault #65 pauses the leader for 1.839s;
-	// lock c5's Lock returns 81µs before c0, on a follower, hears that its
-	// session expired.
-	{seed: fixedSeed, dur: 5 * time.Minute, bug: bugLeaderStall},
+	{seed: 209, dur: 8 * time.Second, bug: "leader stall: fault #1 paused the leader for 1.805s; " +
+		"election c0, on a follower, learned its node was deleted, which no operator did"},
+	{seed: fixedSeed, dur: 5 * time.Minute, long: true, bug: "leader stall: fault #65 paused the leader for 1.839s; " +
+		"lock c5's Lock returned 81µs before c0, on a follower, heard that its session expired"},
 }
 
-func TestChaosKnownBugs(t *testing.T) {
+func TestChaosRegressions(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos test: needs ZooKeeper")
 	}
-	for _, kb := range knownBugSeeds {
-		t.Run(fmt.Sprintf("seed=%d", kb.seed), func(t *testing.T) {
-			if kb.bug != "" {
-				skipKnownBug(t, kb.bug)
+	skipUnderRace(t)
+	for _, rs := range regressionSeeds {
+		t.Run(fmt.Sprintf("seed=%d", rs.seed), func(t *testing.T) {
+			if rs.long && os.Getenv(envDuration) == "" {
+				t.Skipf("runs %v; set %s to include it", rs.dur, envDuration)
 			}
-			t.Logf("seed %d", kb.seed)
-			runChaos(t, kb.seed, kb.dur)
+			t.Logf("seed %d, once found: %s", rs.seed, rs.bug)
+			runChaos(t, rs.seed, rs.dur)
 		})
 	}
 }
@@ -79,7 +56,6 @@ func TestChaosLeaderStall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: needs ZooKeeper")
 	}
-	skipKnownBug(t, bugLeaderStall)
 	zc := zktest.Start(t, 3)
 	r := &rig{t: t, zc: zc, local: zc.Local(t), root: zc.Root(t), admin: zc.Admin(t)}
 	leader, followers, err := r.roles()
@@ -128,7 +104,7 @@ func TestChaosLeaderStall(t *testing.T) {
 	// from the holder is old enough, which depends on where the pause falls
 	// between the holder's pings; so try a few pauses, each after a quiet
 	// spell and a little shorter than the followers tolerate.
-	var lostAt, grantedAt, pausedAt, deadline time.Time
+	var lostAt, grantedAt, pausedAt, resumedAt, deadline time.Time
 	for _, length := range []time.Duration{1700, 1800, 1900, 1750, 1850} {
 		length *= time.Millisecond
 		if l, _, err := r.roles(); err != nil || l != leader {
@@ -136,12 +112,13 @@ func TestChaosLeaderStall(t *testing.T) {
 			break
 		}
 		pause(500 * time.Millisecond)
+		deadline = holderS.LossDeadline() // what the holder counts on
 		pausedAt = time.Now()
 		if err := r.local.Pause(leader); err != nil {
 			t.Fatal(err)
 		}
 		pause(length)
-		deadline = holderS.LossDeadline() // what the holder counts on
+		resumedAt = time.Now()
 		if err := r.local.Resume(leader); err != nil {
 			t.Fatal(err)
 		}
@@ -164,8 +141,8 @@ func TestChaosLeaderStall(t *testing.T) {
 	case <-time.After(3 * sessionTimeout):
 		t.Fatalf("lost at +%v, granted at +%v: one without the other", since(pausedAt, lostAt), since(pausedAt, grantedAt))
 	}
-	t.Logf("holder lost at +%v (%v), %v before its safe loss deadline as of the resume; waiter granted at +%v",
-		lostAt.Sub(pausedAt), holder.Err(), deadline.Sub(lostAt), grantedAt.Sub(pausedAt))
+	t.Logf("from the pause: safe loss deadline as of the pause +%v, holder lost at +%v (%v), leader resumed at +%v, waiter granted at +%v",
+		deadline.Sub(pausedAt), since(pausedAt, lostAt), holder.Err(), resumedAt.Sub(pausedAt), since(pausedAt, grantedAt))
 	if !errors.Is(holder.Err(), zklock.ErrLossDeadline) {
 		t.Errorf("the hold ended by %v, not at the Session's safe loss deadline: the server expired the session first", holder.Err())
 	}

@@ -36,13 +36,14 @@ const (
 type Tap struct {
 	now func() time.Time
 
-	mu        sync.Mutex // guards every field below
-	lastAck   time.Time  // send time of the latest answered request
-	timeout   time.Duration
-	sessionID int64
-	requests  uint64 // requests written, pings and connect requests excluded
-	expired   bool   // the server answered a connect request with session id 0
-	traces    map[string]*CreateTrace
+	mu          sync.Mutex // guards every field below
+	lastAck     time.Time  // send time of the latest answered request
+	connectSent time.Time  // send time of the latest answered connect request
+	timeout     time.Duration
+	sessionID   int64
+	requests    uint64 // requests written, pings and connect requests excluded
+	expired     bool   // the server answered a connect request with session id 0
+	traces      map[string]*CreateTrace
 }
 
 // CreateTrace follows one create request through the connection. go-zookeeper
@@ -116,6 +117,14 @@ func (t *Tap) Wrap(c net.Conn) net.Conn {
 		wr: Frames{Max: maxCapture}}
 }
 
+// ConnectSent returns the send time of the connect request whose response
+// was read last (zero before any).
+func (t *Tap) ConnectSent() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.connectSent
+}
+
 // LastAck returns the send time of the latest request, ping or connect
 // request that the server has answered; zero before any.
 func (t *Tap) LastAck() time.Time {
@@ -171,6 +180,7 @@ func (t *Tap) connected(sent time.Time, timeout time.Duration, sessionID int64) 
 	}
 	t.timeout = timeout
 	t.sessionID = sessionID
+	t.connectSent = sent
 	if sent.After(t.lastAck) {
 		t.lastAck = sent
 	}
