@@ -27,11 +27,13 @@ the lock is released after COMMAND exits.
 If the lock is lost while COMMAND runs (session expiry, a connection down
 too long, the node deleted by an operator), COMMAND's process group gets
 SIGTERM, then SIGKILL after --grace, and zklock exits 76. Timing rule: a
-disconnected session declares the lock lost at
-  (send time of the last request the server answered)
-    + session timeout - (grace + session timeout/10)
-so COMMAND is killed at least a tenth of the session timeout before the
-server could expire the session and hand the lock to anyone else. Hence
+session cut off from the ZooKeeper leader declares the lock lost at
+  (send time of the last sync the leader answered promptly)
+    + session timeout - 0.15 session timeout - (grace + session timeout/10)
+where 0.15 session timeout allows for the leader's view lagging (see the
+zklock package documentation), so COMMAND is killed at least a tenth of the
+session timeout before the leader could expire the session and hand the
+lock to anyone else. Hence
 --grace must not exceed 4/10 of --session-timeout. (An operator deleting
 the node hands the lock over at once; COMMAND is stopped as fast as it can.)
 
@@ -131,7 +133,7 @@ func lockCmd(g *globals, args []string) error {
 
 // lossMargin sizes the Session's loss margin so that, after the loss
 // signal, COMMAND gets --grace to stop and is still dead a tenth of the
-// session timeout before the server could expire the session.
+// session timeout before the leader could expire the session.
 // An unset grace (0) becomes its default.
 func lossMargin(g *globals, grace *time.Duration) (time.Duration, error) {
 	limit := g.sessionTimeout * 4 / 10
