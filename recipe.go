@@ -122,12 +122,10 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 		// memory quadratic in the queue's length.
 		q.kids = nil
 		if kids == nil {
-			var sc selfCheck
-			if kids, sc, err = r.look(ctx, g, q.name); err != nil {
+			if kids, self, err = r.look(ctx, g, q.name, self); err != nil {
 				r.s.discard(ctx, g, r.full, q.name)
 				return nil, nil, err
 			}
-			self = &sc
 		}
 		index, pred, first, found := seqnode.Position(seqnode.Contenders(kids, r.keep), q.name)
 		if !found || (self != nil && !self.ok) { // deleted under us while waiting: queue again
@@ -150,12 +148,12 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 			r.s.discard(ctx, g, r.full, q.name)
 			return nil, nil, ErrLocked
 		}
-		ev, sc, err := r.watchAhead(ctx, g, pred.Name, q.name)
+		ev, sc, err := r.watchAhead(ctx, g, pred.Name, q.name, self)
 		if err != nil {
 			r.s.discard(ctx, g, r.full, q.name)
 			return nil, nil, err
 		}
-		kids, self = nil, &sc
+		kids, self = nil, sc
 		if ev == nil || !sc.ok {
 			continue // the one ahead is gone already, or we are: look again
 		}
@@ -169,7 +167,8 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 			if index == 1 && e.Type == zk.EventNodeDeleted && !fired(sc.watch) {
 				return r.grant(ctx, g, q.name, sc.st.EphemeralOwner, sc.st.Czxid, sc.watch)
 			}
-			self = nil // its watch may have fired; look sets a new one
+			// Otherwise list again; look checks our node again only if its
+			// watch has fired.
 		case <-ctx.Done():
 			r.s.discard(ctx, g, r.full, q.name)
 			return nil, nil, ctx.Err()
@@ -179,9 +178,32 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 	}
 }
 
-// watchAhead watches the node ahead of ours and checks our own node, in one
-// round trip. A nil event channel means the node ahead is already gone.
-func (r *recipe) watchAhead(ctx context.Context, g *generation, ahead, name string) (<-chan zk.Event, selfCheck, error) {
+// live reports whether sc is a check of our node that still vouches for it:
+// the node existed when checked and its watch has not fired since, so it
+// has not been deleted (a deletion fires the watch). Its name, which
+// carries this attempt's random id and a sequence number ZooKeeper gives
+// out once per directory, was never another node's, so the check's owner
+// and czxid are still the node's.
+func (sc *selfCheck) live() bool {
+	return sc != nil && sc.ok && !fired(sc.watch)
+}
+
+// watchAhead watches the node ahead of ours. Unless self still vouches for
+// our own node, it checks our node too, in the same round trip. A nil event
+// channel means the node ahead is already gone.
+func (r *recipe) watchAhead(ctx context.Context, g *generation, ahead, name string, self *selfCheck) (<-chan zk.Event, *selfCheck, error) {
+	if self.live() {
+		// One watch on our node at a time is enough: go-zookeeper would
+		// keep every one set, each with its own channel.
+		ev, err := doOn(ctx, r.s, g, func(c *zk.Conn) (<-chan zk.Event, error) {
+			ok, _, ev, err := c.ExistsW(r.full + "/" + ahead)
+			if !ok {
+				ev = nil
+			}
+			return ev, err
+		})
+		return ev, self, err
+	}
 	type watched struct {
 		ev   <-chan zk.Event
 		self selfCheck
@@ -204,7 +226,7 @@ func (r *recipe) watchAhead(ctx context.Context, g *generation, ahead, name stri
 		wg.Wait()
 		return w, errors.Join(aheadErr, err)
 	})
-	return w.ev, w.self, err
+	return w.ev, &w.self, err
 }
 
 // fired reports whether a one-shot watch has delivered its event.
@@ -240,14 +262,22 @@ type selfCheck struct {
 	watch <-chan zk.Event
 }
 
-// look lists the contenders and checks our own node in one round trip: both
-// requests are sent before either reply arrives. The check confirms, before
-// granting, that our node exists and belongs to g's ZooKeeper session, reads
-// its creation zxid for the fencing token, and sets the watch that tells a
-// holder its node was deleted. Whichever request the server handles first,
-// a node found first in the listing and existing in the check was first
-// while it existed.
-func (r *recipe) look(ctx context.Context, g *generation, name string) ([]string, selfCheck, error) {
+// look lists the contenders and, unless self still vouches for our own
+// node, checks our node in the same round trip: both requests are sent
+// before either reply arrives. The check confirms, before granting, that
+// our node exists and belongs to g's ZooKeeper session, reads its creation
+// zxid for the fencing token, and sets the watch that tells a holder its
+// node was deleted. Whichever request the server handles first, a node
+// found first in the listing and existing in the check was first while it
+// existed. With a live check, the listing alone shows our node still there.
+func (r *recipe) look(ctx context.Context, g *generation, name string, self *selfCheck) ([]string, *selfCheck, error) {
+	if self.live() {
+		kids, err := doOn(ctx, r.s, g, func(c *zk.Conn) ([]string, error) {
+			kids, _, err := c.Children(r.full)
+			return kids, err
+		})
+		return kids, self, err
+	}
 	type looked struct {
 		kids []string
 		self selfCheck
@@ -266,7 +296,7 @@ func (r *recipe) look(ctx context.Context, g *generation, name string) ([]string
 		wg.Wait()
 		return l, errors.Join(listErr, err)
 	})
-	return l.kids, l.self, err
+	return l.kids, &l.self, err
 }
 
 // monitor ends the hold when it is lost: the ZooKeeper session ends (expiry,
