@@ -116,6 +116,13 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 	}
 	kids := q.kids      // nil: list again
 	var self *selfCheck // the latest check of our node, if any
+	// Watches on the node just ahead of ours (near) and on the one ahead of
+	// that (far). When far goes, near is usually the new holder: listing
+	// again then, while it holds, tells us we are next, so its release
+	// grants us the lock without a round trip after the notification, which
+	// a listing only after near went would add to every hand-off. Each
+	// deletion wakes at most two waiters: no herd.
+	var near, far aheadWatch
 	for {
 		// Listings are dropped before waiting (kids is reset below): with
 		// many waiters, each keeping the whole queue's names would cost
@@ -127,12 +134,14 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 				return nil, nil, err
 			}
 		}
-		index, pred, first, found := seqnode.Position(seqnode.Contenders(kids, r.keep), q.name)
+		nodes := seqnode.Contenders(kids, r.keep)
+		kids = nil
+		index, pred, first, found := seqnode.Position(nodes, q.name)
 		if !found || (self != nil && !self.ok) { // deleted under us while waiting: queue again
 			if q, err = r.s.enqueue(ctx, g, r.full, r.prefix, data); err != nil {
 				return nil, nil, err
 			}
-			kids, self = q.kids, nil
+			kids, self, near, far = q.kids, nil, aheadWatch{}, aheadWatch{}
 			continue
 		}
 		if first {
@@ -148,27 +157,37 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 			r.s.discard(ctx, g, r.full, q.name)
 			return nil, nil, ErrLocked
 		}
-		ev, sc, err := r.watchAhead(ctx, g, pred.Name, q.name, self)
+		farName := ""
+		if index >= 2 && nodes[index-1].Name == pred.Name {
+			farName = nodes[index-2].Name
+		}
+		nodes = nil
+		// Nodes ahead only go, so a watch kept from an earlier listing is
+		// on a node that is still ahead, or its event is pending.
+		near, far = reuse(near, far, pred.Name), reuse(near, far, farName)
+		gone, err := r.watchAhead(ctx, g, q.name, &near, &far, &self)
 		if err != nil {
 			r.s.discard(ctx, g, r.full, q.name)
 			return nil, nil, err
 		}
-		kids, self = nil, sc
-		if ev == nil || !sc.ok {
-			continue // the one ahead is gone already, or we are: look again
+		if gone || !self.ok {
+			continue // one ahead is gone already, or we are: look again
 		}
 		select {
-		case e := <-ev:
+		case e := <-near.ev:
+			near = aheadWatch{}
 			// Nodes ahead of ours can only go, never come (sequence numbers
 			// grow), so when the only one ahead is deleted we are first.
 			// ZooKeeper delivers watch events in the order of the changes,
 			// so if our own node's watch has not fired, our node existed
 			// when the one ahead went: granting needs no further round trip.
-			if index == 1 && e.Type == zk.EventNodeDeleted && !fired(sc.watch) {
-				return r.grant(ctx, g, q.name, sc.st.EphemeralOwner, sc.st.Czxid, sc.watch)
+			if index == 1 && e.Type == zk.EventNodeDeleted && self.live() {
+				return r.grant(ctx, g, q.name, self.st.EphemeralOwner, self.st.Czxid, self.watch)
 			}
 			// Otherwise list again; look checks our node again only if its
 			// watch has fired.
+		case <-far.ev: // nil, never ready, when there is none
+			far = aheadWatch{}
 		case <-ctx.Done():
 			r.s.discard(ctx, g, r.full, q.name)
 			return nil, nil, ctx.Err()
@@ -176,6 +195,26 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 			return nil, nil, g.err
 		}
 	}
+}
+
+// aheadWatch is a watch on a node ahead of ours whose event has not been
+// taken; ev is nil until it is set.
+type aheadWatch struct {
+	name string
+	ev   <-chan zk.Event
+}
+
+// reuse returns whichever of a and b watches name, or a blank watch to set.
+func reuse(a, b aheadWatch, name string) aheadWatch {
+	switch {
+	case name == "":
+		return aheadWatch{}
+	case a.name == name:
+		return a
+	case b.name == name:
+		return b
+	}
+	return aheadWatch{name: name}
 }
 
 // live reports whether sc is a check of our node that still vouches for it:
@@ -188,45 +227,75 @@ func (sc *selfCheck) live() bool {
 	return sc != nil && sc.ok && !fired(sc.watch)
 }
 
-// watchAhead watches the node ahead of ours. Unless self still vouches for
-// our own node, it checks our node too, in the same round trip. A nil event
-// channel means the node ahead is already gone.
-func (r *recipe) watchAhead(ctx context.Context, g *generation, ahead, name string, self *selfCheck) (<-chan zk.Event, *selfCheck, error) {
-	if self.live() {
-		// One watch on our node at a time is enough: go-zookeeper would
-		// keep every one set, each with its own channel.
-		ev, err := doOn(ctx, r.s, g, func(c *zk.Conn) (<-chan zk.Event, error) {
-			ok, _, ev, err := c.ExistsW(r.full + "/" + ahead)
-			if !ok {
-				ev = nil
-			}
-			return ev, err
-		})
-		return ev, self, err
+// watchAhead sets the watches near and far still lack (those with a name
+// and no channel) and, unless *self still vouches for our own node, checks
+// our node; all in one round trip. gone reports that a node to watch no
+// longer exists.
+func (r *recipe) watchAhead(ctx context.Context, g *generation, name string, near, far *aheadWatch, self **selfCheck) (gone bool, err error) {
+	var todo []*aheadWatch
+	for _, w := range []*aheadWatch{near, far} {
+		if w.name != "" && w.ev == nil {
+			todo = append(todo, w)
+		}
+	}
+	checkSelf := !(*self).live()
+	if len(todo) == 0 && !checkSelf {
+		return false, nil
 	}
 	type watched struct {
-		ev   <-chan zk.Event
+		evs  [2]<-chan zk.Event // nil: the node is gone
 		self selfCheck
 	}
 	w, err := doOn(ctx, r.s, g, func(c *zk.Conn) (watched, error) {
 		var w watched
-		var aheadErr, err error
+		errs := make([]error, len(todo)+1)
 		var wg sync.WaitGroup
-		wg.Add(1)
-		// Owner: this call; joined below before it returns.
-		go func() {
-			defer wg.Done()
-			var ok bool
-			ok, _, w.ev, aheadErr = c.ExistsW(r.full + "/" + ahead)
-			if !ok {
-				w.ev = nil
+		// Every request but the last runs in a goroutine of its own, so all
+		// are sent before the first reply arrives.
+		last := func() {
+			if checkSelf {
+				w.self.ok, w.self.st, w.self.watch, errs[len(todo)] = c.ExistsW(r.full + "/" + name)
 			}
-		}()
-		w.self.ok, w.self.st, w.self.watch, err = c.ExistsW(r.full + "/" + name)
+		}
+		for i, t := range todo {
+			run := func() {
+				// GetW, not ExistsW: on a node already gone ExistsW would
+				// leave a watch for its creation, which never comes, in
+				// the server and in go-zookeeper until the session ends.
+				_, _, ev, err := c.GetW(r.full + "/" + t.name)
+				if errors.Is(err, zk.ErrNoNode) {
+					err = nil
+				}
+				w.evs[i], errs[i] = ev, err
+			}
+			if !checkSelf && i == len(todo)-1 {
+				last = run
+				break
+			}
+			wg.Add(1)
+			// Owner: this call; joined below before it returns.
+			go func() {
+				defer wg.Done()
+				run()
+			}()
+		}
+		last()
 		wg.Wait()
-		return w, errors.Join(aheadErr, err)
+		return w, errors.Join(errs...)
 	})
-	return w.ev, &w.self, err
+	if err != nil {
+		return false, err
+	}
+	for i, t := range todo {
+		t.ev = w.evs[i]
+		if t.ev == nil {
+			*t, gone = aheadWatch{}, true
+		}
+	}
+	if checkSelf {
+		*self = &w.self
+	}
+	return gone, nil
 }
 
 // fired reports whether a one-shot watch has delivered its event.
