@@ -420,12 +420,17 @@ func (r *recipe) release(ctx context.Context) error {
 	if h == nil || !h.claim() {
 		return r.free
 	}
-	h.stop()
-	<-h.exited
 	if !h.end(r.free) {
+		h.stop()
+		<-h.exited
 		return fmt.Errorf("%w: %w", r.free, h.cause())
 	}
+	// The hold has ended, so whatever the monitor sees from here on (our
+	// own delete among it) changes nothing: the delete need not wait for
+	// the monitor to stop.
 	r.s.release(ctx, h.g, h.dir, h.name)
+	h.stop()
+	<-h.exited
 	return nil
 }
 
