@@ -28,9 +28,36 @@ type recipe struct {
 	lost   error                   // ErrLockLost or ErrLeadershipLost
 	free   error                   // ErrNotLocked or ErrNotLeader
 
-	mu   sync.Mutex // guards busy, hold
+	mu   sync.Mutex // guards busy, hold, lone
 	busy bool       // an acquisition is running
 	hold *hold      // the current or latest hold; nil before the first
+	lone loneSeq    // numbering seen while the queue had no one else
+}
+
+// loneSeq is the sequence number of our latest node, when it was alone in
+// the queue, and how far the number moved from the previous such node: the
+// step is learned, not assumed, as ZooKeeper's numbering of sequential
+// nodes is its own affair (3.8 advances it by one per create). Unless
+// anyone else came or went meanwhile, our next node gets seq+step, and
+// enqueue can watch it in the create's round trip. A wrong guess costs one
+// read that finds nothing.
+type loneSeq struct {
+	seq, step int32
+	ok        bool
+}
+
+// next guesses our next node's sequence number.
+func (l loneSeq) next() seqGuess {
+	return seqGuess{seq: l.seq + l.step, ok: l.ok}
+}
+
+// after records n, our node's number while alone.
+func (l loneSeq) after(n int32) loneSeq {
+	step := l.step
+	if d := n - l.seq; l.ok && d >= 1 && d <= 2 {
+		step = d
+	}
+	return loneSeq{seq: n, step: max(step, 1), ok: true}
 }
 
 func newRecipe(s *Session, op, path string, prefix func(string) string, keep func(seqnode.Kind) bool, lost, free error) *recipe {
@@ -70,6 +97,7 @@ func (r *recipe) acquire(ctx context.Context, data []byte, wait bool) error {
 		return ErrBusy
 	}
 	r.busy = true
+	guess := r.lone.next()
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
@@ -85,7 +113,8 @@ func (r *recipe) acquire(ctx context.Context, data []byte, wait bool) error {
 		if err != nil {
 			return fmt.Errorf("zklock: %s %s: %w", r.op, r.path, err)
 		}
-		h, watch, err := r.attempt(ctx, g, data, wait)
+		h, watch, err := r.attempt(ctx, g, data, wait, guess)
+		guess = seqGuess{} // the guess is void in another generation
 		if err == nil {
 			// Not derived from the Session's life: at Close the monitor must
 			// see the session end and report the loss, not just stop.
@@ -109,13 +138,13 @@ func (r *recipe) acquire(ctx context.Context, data []byte, wait bool) error {
 // attempt queues on generation g and waits to be first. On success it
 // returns the hold and a watch on the hold's node (nil if the monitor must
 // set it).
-func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait bool) (*hold, <-chan zk.Event, error) {
-	q, err := r.s.enqueue(ctx, g, r.full, r.prefix, data)
+func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait bool, guess seqGuess) (*hold, <-chan zk.Event, error) {
+	q, err := r.s.enqueue(ctx, g, r.full, r.prefix, data, guess)
 	if err != nil {
 		return nil, nil, err
 	}
-	kids := q.kids      // nil: list again
-	var self *selfCheck // the latest check of our node, if any
+	kids := q.kids // nil: list again
+	self := q.self // the latest check of our node, if any
 	// Watches on the node just ahead of ours (near) and on the one ahead of
 	// that (far). When far goes, near is usually the new holder: listing
 	// again then, while it holds, tells us we are next, so its release
@@ -127,6 +156,7 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 		// Listings are dropped before waiting (kids is reset below): with
 		// many waiters, each keeping the whole queue's names would cost
 		// memory quadratic in the queue's length.
+		behindCreate := q.kids != nil // kids is the listing behind our create
 		q.kids = nil
 		if kids == nil {
 			if kids, self, err = r.look(ctx, g, q.name, self); err != nil {
@@ -135,16 +165,25 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 			}
 		}
 		nodes := seqnode.Contenders(kids, r.keep)
+		alone := behindCreate && len(kids) == 1
 		kids = nil
 		index, pred, first, found := seqnode.Position(nodes, q.name)
 		if !found || (self != nil && !self.ok) { // deleted under us while waiting: queue again
-			if q, err = r.s.enqueue(ctx, g, r.full, r.prefix, data); err != nil {
+			if q, err = r.s.enqueue(ctx, g, r.full, r.prefix, data, seqGuess{}); err != nil {
 				return nil, nil, err
 			}
-			kids, self, near, far = q.kids, nil, aheadWatch{}, aheadWatch{}
+			kids, self, near, far = q.kids, q.self, aheadWatch{}, aheadWatch{}
 			continue
 		}
 		if first {
+			n, ok := seqnode.Parse(q.name)
+			r.mu.Lock()
+			if alone && ok {
+				r.lone = r.lone.after(n.Seq)
+			} else {
+				r.lone = loneSeq{}
+			}
+			r.mu.Unlock()
 			if self == nil {
 				// The listing came right after our create on this session:
 				// the node existed then and is ours; the create's reply gave
