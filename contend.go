@@ -117,10 +117,16 @@ func (s *Session) createAndList(ctx context.Context, g *generation, full, dir st
 	behind := func(op func(*zk.Conn) error) error {
 		select {
 		case <-tr.Sent():
-			return op(g.conn)
 		case <-createDone:
-			return errNotListed
+			// The create may have been sent all the same, and answered
+			// before this goroutine ran (many acquisitions at once).
+			select {
+			case <-tr.Sent():
+			default:
+				return errNotListed
+			}
 		}
+		return op(g.conn)
 	}
 	listed, err := start(s, g, func(c *zk.Conn) (kids []string, err error) {
 		err = behind(func(c *zk.Conn) error {

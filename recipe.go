@@ -159,6 +159,11 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 		behindCreate := q.kids != nil // kids is the listing behind our create
 		q.kids = nil
 		if kids == nil {
+			if err := ctx.Err(); err != nil {
+				// Cancelled as a watch fired: a listing would be for nothing.
+				r.s.discard(ctx, g, r.full, q.name)
+				return nil, nil, err
+			}
 			if kids, self, err = r.look(ctx, g, q.name, self); err != nil {
 				r.s.discard(ctx, g, r.full, q.name)
 				return nil, nil, err
@@ -332,7 +337,8 @@ func (r *recipe) watchAhead(ctx context.Context, g *generation, name string, nea
 		}
 	}
 	if checkSelf {
-		*self = &w.self
+		sc := w.self
+		*self = &sc
 	}
 	return gone, nil
 }
@@ -404,7 +410,8 @@ func (r *recipe) look(ctx context.Context, g *generation, name string, self *sel
 		wg.Wait()
 		return l, errors.Join(listErr, err)
 	})
-	return l.kids, &l.self, err
+	sc := l.self // not &l.self, which would keep the listing as long as the check
+	return l.kids, &sc, err
 }
 
 // monitor ends the hold when it is lost: the ZooKeeper session ends (expiry,
