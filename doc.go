@@ -51,10 +51,8 @@
 //
 //	/path/_c_<UUID>-lock-0000000042   data: holder identity ("host:pid")
 //
-// and the lowest sequence number holds the lock. A waiter watches the two
-// nodes just ahead of it, so a release wakes at most two waiters, not all:
-// the next one, which takes the lock at once, and the one behind it, which
-// lists the queue to learn that it is next. The path
+// and the lowest sequence number holds the lock. A waiter watches only the
+// node just ahead of it, so a release wakes one waiter, not all. The path
 // and missing parents are created as container nodes, which ZooKeeper
 // deletes once they are empty.
 //

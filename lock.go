@@ -14,8 +14,8 @@ import (
 //
 // Contenders queue as ephemeral sequential children of the path, named
 // "_c_<UUID>-lock-<sequence>" with the holder identity as data; the lowest
-// sequence holds the lock and each waiter watches the two nodes just ahead
-// of it, so it knows it is next before the holder releases. Children of other recipes' lock shapes (Curator "lock-",
+// sequence holds the lock and each waiter watches only the node just ahead
+// of it. Children of other recipes' lock shapes (Curator "lock-",
 // "__WRIT__", "__READ__"; kazoo "__lock__", "__rlock__") are queued by their
 // sequence numbers; other children are ignored.
 //

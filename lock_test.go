@@ -186,10 +186,10 @@ func TestIntegration_MutexCancelWhileWaiting(t *testing.T) {
 	require.NoError(t, b.Unlock(bounded(t, zktest.Timeout)))
 }
 
-// TestIntegration_MutexQueueTwoBack follows a waiter that watches the two
-// nodes ahead of it while those come and go out of order: d waits behind
-// a (holding), b and c; c is cancelled, a releases, then b.
-func TestIntegration_MutexQueueTwoBack(t *testing.T) {
+// TestIntegration_MutexQueueOutOfOrder follows a waiter while the nodes
+// ahead of it go out of order: d waits behind a (holding), b and c; c, the
+// node d watches, is cancelled, a releases, then b.
+func TestIntegration_MutexQueueOutOfOrder(t *testing.T) {
 	integration(t)
 	zc := zktest.Shared(t)
 	root := zc.Root(t)

@@ -145,13 +145,9 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 	}
 	kids := q.kids // nil: list again
 	self := q.self // the latest check of our node, if any
-	// Watches on the node just ahead of ours (near) and on the one ahead of
-	// that (far). When far goes, near is usually the new holder: listing
-	// again then, while it holds, tells us we are next, so its release
-	// grants us the lock without a round trip after the notification, which
-	// a listing only after near went would add to every hand-off. Each
-	// deletion wakes at most two waiters: no herd.
-	var near, far aheadWatch
+	// The watch on the node just ahead of ours, the only node ahead we
+	// watch, so a deletion wakes one waiter.
+	var near aheadWatch
 	for {
 		// Listings are dropped before waiting (kids is reset below): with
 		// many waiters, each keeping the whole queue's names would cost
@@ -177,7 +173,7 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 			if q, err = r.s.enqueue(ctx, g, r.full, r.prefix, data, seqGuess{}); err != nil {
 				return nil, nil, err
 			}
-			kids, self, near, far = q.kids, q.self, aheadWatch{}, aheadWatch{}
+			kids, self, near = q.kids, q.self, aheadWatch{}
 			continue
 		}
 		if first {
@@ -201,15 +197,13 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 			r.s.discard(ctx, g, r.full, q.name)
 			return nil, nil, ErrLocked
 		}
-		farName := ""
-		if index >= 2 && nodes[index-1].Name == pred.Name {
-			farName = nodes[index-2].Name
-		}
 		nodes = nil
-		// Nodes ahead only go, so a watch kept from an earlier listing is
-		// on a node that is still ahead, or its event is pending.
-		near, far = reuse(near, far, pred.Name), reuse(near, far, farName)
-		gone, err := r.watchAhead(ctx, g, q.name, &near, &far, &self)
+		// Nodes ahead only go, so a watch kept from an earlier listing on
+		// the same node is still set, or its event is pending.
+		if near.name != pred.Name {
+			near = aheadWatch{name: pred.Name}
+		}
+		gone, err := r.watchAhead(ctx, g, q.name, &near, &self)
 		if err != nil {
 			r.s.discard(ctx, g, r.full, q.name)
 			return nil, nil, err
@@ -230,8 +224,6 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 			}
 			// Otherwise list again; look checks our node again only if its
 			// watch has fired.
-		case <-far.ev: // nil, never ready, when there is none
-			far = aheadWatch{}
 		case <-ctx.Done():
 			r.s.discard(ctx, g, r.full, q.name)
 			return nil, nil, ctx.Err()
@@ -248,19 +240,6 @@ type aheadWatch struct {
 	ev   <-chan zk.Event
 }
 
-// reuse returns whichever of a and b watches name, or a blank watch to set.
-func reuse(a, b aheadWatch, name string) aheadWatch {
-	switch {
-	case name == "":
-		return aheadWatch{}
-	case a.name == name:
-		return a
-	case b.name == name:
-		return b
-	}
-	return aheadWatch{name: name}
-}
-
 // live reports whether sc is a check of our node that still vouches for it:
 // the node existed when checked and its watch has not fired since, so it
 // has not been deleted (a deletion fires the watch). Its name, which
@@ -271,69 +250,60 @@ func (sc *selfCheck) live() bool {
 	return sc != nil && sc.ok && !fired(sc.watch)
 }
 
-// watchAhead sets the watches near and far still lack (those with a name
-// and no channel) and, unless *self still vouches for our own node, checks
-// our node; all in one round trip. gone reports that a node to watch no
-// longer exists.
-func (r *recipe) watchAhead(ctx context.Context, g *generation, name string, near, far *aheadWatch, self **selfCheck) (gone bool, err error) {
-	var todo []*aheadWatch
-	for _, w := range []*aheadWatch{near, far} {
-		if w.name != "" && w.ev == nil {
-			todo = append(todo, w)
-		}
-	}
+// watchAhead sets the watch on the node ahead if near lacks one and, unless
+// *self still vouches for our own node, checks our node, in one round trip.
+// gone reports that the node ahead no longer exists.
+func (r *recipe) watchAhead(ctx context.Context, g *generation, name string, near *aheadWatch, self **selfCheck) (gone bool, err error) {
+	setNear := near.ev == nil
 	checkSelf := !(*self).live()
-	if len(todo) == 0 && !checkSelf {
+	if !setNear && !checkSelf {
 		return false, nil
 	}
 	type watched struct {
-		evs  [2]<-chan zk.Event // nil: the node is gone
+		ev   <-chan zk.Event // nil: the node ahead is gone
 		self selfCheck
 	}
 	w, err := doOn(ctx, r.s, g, func(c *zk.Conn) (watched, error) {
 		var w watched
-		errs := make([]error, len(todo)+1)
-		var wg sync.WaitGroup
-		// Every request but the last runs in a goroutine of its own, so all
-		// are sent before the first reply arrives.
-		last := func() {
-			if checkSelf {
-				w.self.ok, w.self.st, w.self.watch, errs[len(todo)] = c.ExistsW(r.full + "/" + name)
+		var nearErr, selfErr error
+		// GetW, not ExistsW: on a node already gone ExistsW would leave a
+		// watch for its creation, which never comes, in the server and in
+		// go-zookeeper until the session ends.
+		watchNear := func() {
+			_, _, w.ev, nearErr = c.GetW(r.full + "/" + near.name)
+			if errors.Is(nearErr, zk.ErrNoNode) {
+				w.ev, nearErr = nil, nil
 			}
 		}
-		for i, t := range todo {
-			run := func() {
-				// GetW, not ExistsW: on a node already gone ExistsW would
-				// leave a watch for its creation, which never comes, in
-				// the server and in go-zookeeper until the session ends.
-				_, _, ev, err := c.GetW(r.full + "/" + t.name)
-				if errors.Is(err, zk.ErrNoNode) {
-					err = nil
-				}
-				w.evs[i], errs[i] = ev, err
-			}
-			if !checkSelf && i == len(todo)-1 {
-				last = run
-				break
-			}
+		checkOwn := func() {
+			w.self.ok, w.self.st, w.self.watch, selfErr = c.ExistsW(r.full + "/" + name)
+		}
+		switch {
+		case setNear && checkSelf:
+			// Both are sent before either reply arrives.
+			var wg sync.WaitGroup
 			wg.Add(1)
 			// Owner: this call; joined below before it returns.
 			go func() {
 				defer wg.Done()
-				run()
+				watchNear()
 			}()
+			checkOwn()
+			wg.Wait()
+		case setNear:
+			watchNear()
+		default:
+			checkOwn()
 		}
-		last()
-		wg.Wait()
-		return w, errors.Join(errs...)
+		return w, errors.Join(nearErr, selfErr)
 	})
 	if err != nil {
 		return false, err
 	}
-	for i, t := range todo {
-		t.ev = w.evs[i]
-		if t.ev == nil {
-			*t, gone = aheadWatch{}, true
+	if setNear {
+		near.ev = w.ev
+		if near.ev == nil {
+			*near, gone = aheadWatch{}, true
 		}
 	}
 	if checkSelf {
