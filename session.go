@@ -534,9 +534,9 @@ type outcome[T any] struct {
 }
 
 // start runs op on g's connection in a goroutine the Session owns, like
-// call, and returns at once: requests started one after the other are sent
-// in that order without waiting for each other's replies. The channel gets
-// op's outcome; wait takes it.
+// call, and returns at once, so several requests can be in flight together
+// (goroutines give no order: a caller that needs one enforces it inside op).
+// The channel gets op's outcome; wait takes it.
 func start[T any](s *Session, g *generation, op func(*zk.Conn) (T, error)) (<-chan outcome[T], error) {
 	res := make(chan outcome[T], 1) // never blocks the goroutine
 	s.mu.Lock()
