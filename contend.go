@@ -28,11 +28,18 @@ func newID() string {
 }
 
 // queued is a node enqueue created, and, when the create went through at
-// the first try, what the listing pipelined behind it saw.
+// the first try, what the requests pipelined behind it saw.
 type queued struct {
 	name  string
-	kids  []string // the parent's children just after the create; nil if unknown
-	czxid int64    // from the create's reply; valid with kids
+	kids  []string   // the parent's children just after the create; nil if unknown
+	czxid int64      // from the create's reply; valid with kids
+	self  *selfCheck // a watch set on our node right behind the create, if any
+}
+
+// seqGuess is the sequence number a create is expected to get, if any.
+type seqGuess struct {
+	seq int32
+	ok  bool
 }
 
 // enqueue creates an ephemeral sequential node under dir (a full path) on
@@ -49,7 +56,10 @@ type queued struct {
 // node with the same id left by another session is never taken as ours.
 // If enqueue fails after a create may have happened, it leaves the Session's
 // cleaner the duty to delete whatever node carries the id.
-func (s *Session) enqueue(ctx context.Context, g *generation, dir string, prefix func(id string) string, data []byte) (queued, error) {
+//
+// With a guess of the sequence number, a watch on the node by that name is
+// set in the same round trip; q.self has it if the guess was right.
+func (s *Session) enqueue(ctx context.Context, g *generation, dir string, prefix func(id string) string, data []byte, guess seqGuess) (queued, error) {
 	id := s.newID()
 	full := dir + "/" + prefix(id)
 	var q queued
@@ -64,7 +74,7 @@ func (s *Session) enqueue(ctx context.Context, g *generation, dir string, prefix
 		}
 		for range 3 { // a missing parent, or a container emptied and removed under us
 			maybeCreated = true
-			created, err := s.createAndList(ctx, g, full, dir, data)
+			created, err := s.createAndList(ctx, g, full, dir, data, guess)
 			switch {
 			case err == nil:
 				q = created
@@ -91,40 +101,82 @@ func (s *Session) enqueue(ctx context.Context, g *generation, dir string, prefix
 	return q, nil
 }
 
-// createAndList sends the create, then the listing of dir right behind it.
-func (s *Session) createAndList(ctx context.Context, g *generation, full, dir string, data []byte) (queued, error) {
+// createAndList sends the create, then the listing of dir right behind
+// it, and with a guess of the sequence number a watch on the node by that
+// name: the guessed name carries this create's random id, so only this
+// create can have made it. Without the guess, the watch on our node would
+// take a request of its own once the lock is granted, which would sit
+// ahead of the release's delete.
+func (s *Session) createAndList(ctx context.Context, g *generation, full, dir string, data []byte, guess seqGuess) (queued, error) {
 	tr := g.tap.TraceCreate(full)
 	defer g.tap.Untrace(tr)
-	type listing struct {
-		kids []string
-		err  error
-	}
-	listed := make(chan listing, 1)
 	createDone := make(chan struct{})
-	// Owner: this call, which waits for listed before returning.
-	go func() {
+	// behind runs op once the create's bytes are written, so the server
+	// handles it after the create; if the create was not sent, op is not
+	// sent either.
+	behind := func(op func(*zk.Conn) error) error {
 		select {
 		case <-tr.Sent():
-			kids, err := call(ctx, s, g, func(c *zk.Conn) ([]string, error) {
-				kids, _, err := c.Children(dir)
-				return kids, err
-			})
-			listed <- listing{kids, err}
 		case <-createDone:
-			listed <- listing{err: errNotListed}
+			// The create may have been sent all the same, and answered
+			// before this goroutine ran (many acquisitions at once).
+			select {
+			case <-tr.Sent():
+			default:
+				return errNotListed
+			}
 		}
-	}()
+		return op(g.conn)
+	}
+	listed, err := start(s, g, func(c *zk.Conn) (kids []string, err error) {
+		err = behind(func(c *zk.Conn) error {
+			kids, _, err = c.Children(dir)
+			return err
+		})
+		return kids, err
+	})
+	if err != nil {
+		return queued{}, err
+	}
+	guessed := ""
+	var checked <-chan outcome[selfCheck]
+	if guess.ok {
+		guessed = fmt.Sprintf("%s%010d", full, guess.seq)
+		checked, err = start(s, g, func(c *zk.Conn) (sc selfCheck, err error) {
+			err = behind(func(c *zk.Conn) error {
+				// GetW sets no watch on a node that does not exist.
+				_, st, w, err := c.GetW(guessed)
+				if err == nil {
+					sc = selfCheck{ok: true, st: st, watch: w}
+				}
+				return err
+			})
+			return sc, err
+		})
+		if err != nil {
+			close(createDone)
+			return queued{}, err
+		}
+	}
 	created, err := call(ctx, s, g, func(c *zk.Conn) (string, error) {
 		return c.Create(full, data, zk.FlagEphemeral|zk.FlagSequence, s.cfg.acl)
 	})
 	close(createDone)
-	l := <-listed
+	kids, lerr := wait(ctx, g, listed)
+	var sc selfCheck
+	var serr error = errNotListed
+	if checked != nil {
+		sc, serr = wait(ctx, g, checked)
+	}
 	if err != nil {
 		return queued{}, err
 	}
 	q := queued{name: path.Base(created)}
-	if czxid, ok := g.tap.Zxid(tr); ok && l.err == nil {
-		q.kids, q.czxid = l.kids, czxid
+	if czxid, ok := g.tap.Zxid(tr); ok && lerr == nil {
+		q.kids, q.czxid = kids, czxid
+	}
+	if serr == nil && sc.ok && created == guessed {
+		q.self = &sc
 	}
 	return q, nil
 }

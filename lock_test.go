@@ -186,6 +186,44 @@ func TestIntegration_MutexCancelWhileWaiting(t *testing.T) {
 	require.NoError(t, b.Unlock(bounded(t, zktest.Timeout)))
 }
 
+// TestIntegration_MutexQueueOutOfOrder follows a waiter while the nodes
+// ahead of it go out of order: d waits behind a (holding), b and c; c, the
+// node d watches, is cancelled, a releases, then b.
+func TestIntegration_MutexQueueOutOfOrder(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	admin := zc.Admin(t)
+	newMutex := func() *zklock.Mutex {
+		return zklock.NewMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/lock")
+	}
+	a, b, c, d := newMutex(), newMutex(), newMutex(), newMutex()
+	require.NoError(t, a.Lock(bounded(t, zktest.Timeout)))
+	bres := lockAsync(bounded(t, zktest.Timeout), b)
+	waitChildren(t, admin, root+"/lock", 2)
+	cctx, cancelC := context.WithCancel(t.Context())
+	cres := lockAsync(cctx, c)
+	waitChildren(t, admin, root+"/lock", 3)
+	dres := lockAsync(bounded(t, zktest.Timeout), d)
+	waitChildren(t, admin, root+"/lock", 4)
+
+	cancelC()
+	assert.ErrorIs(t, await(t, cres, "the cancelled Lock").err, context.Canceled)
+	waitChildren(t, admin, root+"/lock", 3)
+
+	require.NoError(t, a.Unlock(bounded(t, zktest.Timeout)))
+	require.NoError(t, await(t, bres, "b's Lock").err, "b is next after a")
+	select {
+	case r := <-dres:
+		t.Fatalf("d got the lock while b holds it: %v", r.err)
+	default:
+	}
+	require.NoError(t, b.Unlock(bounded(t, zktest.Timeout)))
+	require.NoError(t, await(t, dres, "d's Lock").err, "d is next after b")
+	require.NoError(t, d.Unlock(bounded(t, zktest.Timeout)))
+	assert.Empty(t, children(t, admin, root+"/lock"), "no node left")
+}
+
 func TestIntegration_MutexTryLock(t *testing.T) {
 	integration(t)
 	zc := zktest.Shared(t)
@@ -269,12 +307,20 @@ func TestIntegration_MutexNodeDeletedByOperator(t *testing.T) {
 	zc := zktest.Shared(t)
 	root := zc.Root(t)
 	m := zklock.NewMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/lock")
-	require.NoError(t, m.Lock(bounded(t, zktest.Timeout)))
-	zc.DeleteNode(t, root+m.Key())
-	await(t, m.Done(), "the hold to end")
-	assert.ErrorIs(t, m.Err(), zklock.ErrLockLost)
-	assert.ErrorIs(t, m.Err(), zklock.ErrNodeDeleted)
-	assert.ErrorIs(t, m.Unlock(bounded(t, zktest.Timeout)), zklock.ErrNodeDeleted)
+	// A first hold's node is watched once it is granted; a lone Mutex's
+	// next holds have the watch set along with the create.
+	for i := range 3 {
+		require.NoError(t, m.Lock(bounded(t, zktest.Timeout)))
+		if i == 1 {
+			require.NoError(t, m.Unlock(bounded(t, zktest.Timeout)))
+			continue
+		}
+		zc.DeleteNode(t, root+m.Key())
+		await(t, m.Done(), "the hold to end")
+		assert.ErrorIs(t, m.Err(), zklock.ErrLockLost)
+		assert.ErrorIs(t, m.Err(), zklock.ErrNodeDeleted)
+		assert.ErrorIs(t, m.Unlock(bounded(t, zktest.Timeout)), zklock.ErrNodeDeleted)
+	}
 }
 
 func TestIntegration_MutexCreateReplyLost(t *testing.T) {

@@ -28,9 +28,36 @@ type recipe struct {
 	lost   error                   // ErrLockLost or ErrLeadershipLost
 	free   error                   // ErrNotLocked or ErrNotLeader
 
-	mu   sync.Mutex // guards busy, hold
+	mu   sync.Mutex // guards busy, hold, lone
 	busy bool       // an acquisition is running
 	hold *hold      // the current or latest hold; nil before the first
+	lone loneSeq    // numbering seen while the queue had no one else
+}
+
+// loneSeq is the sequence number of our latest node, when it was alone in
+// the queue, and how far the number moved from the previous such node: the
+// step is learned, not assumed, as ZooKeeper's numbering of sequential
+// nodes is its own affair (3.8 advances it by one per create). Unless
+// anyone else came or went meanwhile, our next node gets seq+step, and
+// enqueue can watch it in the create's round trip. A wrong guess costs one
+// read that finds nothing.
+type loneSeq struct {
+	seq, step int32
+	ok        bool
+}
+
+// next guesses our next node's sequence number.
+func (l loneSeq) next() seqGuess {
+	return seqGuess{seq: l.seq + l.step, ok: l.ok}
+}
+
+// after records n, our node's number while alone.
+func (l loneSeq) after(n int32) loneSeq {
+	step := l.step
+	if d := n - l.seq; l.ok && d >= 1 && d <= 2 {
+		step = d
+	}
+	return loneSeq{seq: n, step: max(step, 1), ok: true}
 }
 
 func newRecipe(s *Session, op, path string, prefix func(string) string, keep func(seqnode.Kind) bool, lost, free error) *recipe {
@@ -70,6 +97,7 @@ func (r *recipe) acquire(ctx context.Context, data []byte, wait bool) error {
 		return ErrBusy
 	}
 	r.busy = true
+	guess := r.lone.next()
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
@@ -85,7 +113,8 @@ func (r *recipe) acquire(ctx context.Context, data []byte, wait bool) error {
 		if err != nil {
 			return fmt.Errorf("zklock: %s %s: %w", r.op, r.path, err)
 		}
-		h, watch, err := r.attempt(ctx, g, data, wait)
+		h, watch, err := r.attempt(ctx, g, data, wait, guess)
+		guess = seqGuess{} // the guess is void in another generation
 		if err == nil {
 			// Not derived from the Session's life: at Close the monitor must
 			// see the session end and report the loss, not just stop.
@@ -109,35 +138,53 @@ func (r *recipe) acquire(ctx context.Context, data []byte, wait bool) error {
 // attempt queues on generation g and waits to be first. On success it
 // returns the hold and a watch on the hold's node (nil if the monitor must
 // set it).
-func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait bool) (*hold, <-chan zk.Event, error) {
-	q, err := r.s.enqueue(ctx, g, r.full, r.prefix, data)
+func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait bool, guess seqGuess) (*hold, <-chan zk.Event, error) {
+	q, err := r.s.enqueue(ctx, g, r.full, r.prefix, data, guess)
 	if err != nil {
 		return nil, nil, err
 	}
-	kids := q.kids      // nil: list again
-	var self *selfCheck // the latest check of our node, if any
+	kids := q.kids // nil: list again
+	self := q.self // the latest check of our node, if any
+	// The watch on the node just ahead of ours, the only node ahead we
+	// watch, so a deletion wakes one waiter.
+	var near aheadWatch
 	for {
 		// Listings are dropped before waiting (kids is reset below): with
 		// many waiters, each keeping the whole queue's names would cost
 		// memory quadratic in the queue's length.
+		behindCreate := q.kids != nil // kids is the listing behind our create
 		q.kids = nil
 		if kids == nil {
-			var sc selfCheck
-			if kids, sc, err = r.look(ctx, g, q.name); err != nil {
+			if err := ctx.Err(); err != nil {
+				// Cancelled as a watch fired: a listing would be for nothing.
 				r.s.discard(ctx, g, r.full, q.name)
 				return nil, nil, err
 			}
-			self = &sc
-		}
-		index, pred, first, found := seqnode.Position(seqnode.Contenders(kids, r.keep), q.name)
-		if !found || (self != nil && !self.ok) { // deleted under us while waiting: queue again
-			if q, err = r.s.enqueue(ctx, g, r.full, r.prefix, data); err != nil {
+			if kids, self, err = r.look(ctx, g, q.name, self); err != nil {
+				r.s.discard(ctx, g, r.full, q.name)
 				return nil, nil, err
 			}
-			kids, self = q.kids, nil
+		}
+		nodes := seqnode.Contenders(kids, r.keep)
+		alone := behindCreate && len(kids) == 1
+		kids = nil
+		index, pred, first, found := seqnode.Position(nodes, q.name)
+		if !found || (self != nil && !self.ok) { // deleted under us while waiting: queue again
+			if q, err = r.s.enqueue(ctx, g, r.full, r.prefix, data, seqGuess{}); err != nil {
+				return nil, nil, err
+			}
+			kids, self, near = q.kids, q.self, aheadWatch{}
 			continue
 		}
 		if first {
+			n, ok := seqnode.Parse(q.name)
+			r.mu.Lock()
+			if alone && ok {
+				r.lone = r.lone.after(n.Seq)
+			} else {
+				r.lone = loneSeq{}
+			}
+			r.mu.Unlock()
 			if self == nil {
 				// The listing came right after our create on this session:
 				// the node existed then and is ours; the create's reply gave
@@ -150,26 +197,33 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 			r.s.discard(ctx, g, r.full, q.name)
 			return nil, nil, ErrLocked
 		}
-		ev, sc, err := r.watchAhead(ctx, g, pred.Name, q.name)
+		nodes = nil
+		// Nodes ahead only go, so a watch kept from an earlier listing on
+		// the same node is still set, or its event is pending.
+		if near.name != pred.Name {
+			near = aheadWatch{name: pred.Name}
+		}
+		gone, err := r.watchAhead(ctx, g, q.name, &near, &self)
 		if err != nil {
 			r.s.discard(ctx, g, r.full, q.name)
 			return nil, nil, err
 		}
-		kids, self = nil, &sc
-		if ev == nil || !sc.ok {
-			continue // the one ahead is gone already, or we are: look again
+		if gone || !self.ok {
+			continue // one ahead is gone already, or we are: look again
 		}
 		select {
-		case e := <-ev:
+		case e := <-near.ev:
+			near = aheadWatch{}
 			// Nodes ahead of ours can only go, never come (sequence numbers
 			// grow), so when the only one ahead is deleted we are first.
 			// ZooKeeper delivers watch events in the order of the changes,
 			// so if our own node's watch has not fired, our node existed
 			// when the one ahead went: granting needs no further round trip.
-			if index == 1 && e.Type == zk.EventNodeDeleted && !fired(sc.watch) {
-				return r.grant(ctx, g, q.name, sc.st.EphemeralOwner, sc.st.Czxid, sc.watch)
+			if index == 1 && e.Type == zk.EventNodeDeleted && self.live() {
+				return r.grant(ctx, g, q.name, self.st.EphemeralOwner, self.st.Czxid, self.watch)
 			}
-			self = nil // its watch may have fired; look sets a new one
+			// Otherwise list again; look checks our node again only if its
+			// watch has fired.
 		case <-ctx.Done():
 			r.s.discard(ctx, g, r.full, q.name)
 			return nil, nil, ctx.Err()
@@ -179,32 +233,84 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 	}
 }
 
-// watchAhead watches the node ahead of ours and checks our own node, in one
-// round trip. A nil event channel means the node ahead is already gone.
-func (r *recipe) watchAhead(ctx context.Context, g *generation, ahead, name string) (<-chan zk.Event, selfCheck, error) {
+// aheadWatch is a watch on a node ahead of ours whose event has not been
+// taken; ev is nil until it is set.
+type aheadWatch struct {
+	name string
+	ev   <-chan zk.Event
+}
+
+// live reports whether sc is a check of our node that still vouches for it:
+// the node existed when checked and its watch has not fired since, so it
+// has not been deleted (a deletion fires the watch). Its name, which
+// carries this attempt's random id and a sequence number ZooKeeper gives
+// out once per directory, was never another node's, so the check's owner
+// and czxid are still the node's.
+func (sc *selfCheck) live() bool {
+	return sc != nil && sc.ok && !fired(sc.watch)
+}
+
+// watchAhead sets the watch on the node ahead if near lacks one and, unless
+// *self still vouches for our own node, checks our node, in one round trip.
+// gone reports that the node ahead no longer exists.
+func (r *recipe) watchAhead(ctx context.Context, g *generation, name string, near *aheadWatch, self **selfCheck) (gone bool, err error) {
+	setNear := near.ev == nil
+	checkSelf := !(*self).live()
+	if !setNear && !checkSelf {
+		return false, nil
+	}
 	type watched struct {
-		ev   <-chan zk.Event
+		ev   <-chan zk.Event // nil: the node ahead is gone
 		self selfCheck
 	}
 	w, err := doOn(ctx, r.s, g, func(c *zk.Conn) (watched, error) {
 		var w watched
-		var aheadErr, err error
-		var wg sync.WaitGroup
-		wg.Add(1)
-		// Owner: this call; joined below before it returns.
-		go func() {
-			defer wg.Done()
-			var ok bool
-			ok, _, w.ev, aheadErr = c.ExistsW(r.full + "/" + ahead)
-			if !ok {
-				w.ev = nil
+		var nearErr, selfErr error
+		// GetW, not ExistsW: on a node already gone ExistsW would leave a
+		// watch for its creation, which never comes, in the server and in
+		// go-zookeeper until the session ends.
+		watchNear := func() {
+			_, _, w.ev, nearErr = c.GetW(r.full + "/" + near.name)
+			if errors.Is(nearErr, zk.ErrNoNode) {
+				w.ev, nearErr = nil, nil
 			}
-		}()
-		w.self.ok, w.self.st, w.self.watch, err = c.ExistsW(r.full + "/" + name)
-		wg.Wait()
-		return w, errors.Join(aheadErr, err)
+		}
+		checkOwn := func() {
+			w.self.ok, w.self.st, w.self.watch, selfErr = c.ExistsW(r.full + "/" + name)
+		}
+		switch {
+		case setNear && checkSelf:
+			// Both are sent before either reply arrives.
+			var wg sync.WaitGroup
+			wg.Add(1)
+			// Owner: this call; joined below before it returns.
+			go func() {
+				defer wg.Done()
+				watchNear()
+			}()
+			checkOwn()
+			wg.Wait()
+		case setNear:
+			watchNear()
+		default:
+			checkOwn()
+		}
+		return w, errors.Join(nearErr, selfErr)
 	})
-	return w.ev, w.self, err
+	if err != nil {
+		return false, err
+	}
+	if setNear {
+		near.ev = w.ev
+		if near.ev == nil {
+			*near, gone = aheadWatch{}, true
+		}
+	}
+	if checkSelf {
+		sc := w.self
+		*self = &sc
+	}
+	return gone, nil
 }
 
 // fired reports whether a one-shot watch has delivered its event.
@@ -240,14 +346,22 @@ type selfCheck struct {
 	watch <-chan zk.Event
 }
 
-// look lists the contenders and checks our own node in one round trip: both
-// requests are sent before either reply arrives. The check confirms, before
-// granting, that our node exists and belongs to g's ZooKeeper session, reads
-// its creation zxid for the fencing token, and sets the watch that tells a
-// holder its node was deleted. Whichever request the server handles first,
-// a node found first in the listing and existing in the check was first
-// while it existed.
-func (r *recipe) look(ctx context.Context, g *generation, name string) ([]string, selfCheck, error) {
+// look lists the contenders and, unless self still vouches for our own
+// node, checks our node in the same round trip: both requests are sent
+// before either reply arrives. The check confirms, before granting, that
+// our node exists and belongs to g's ZooKeeper session, reads its creation
+// zxid for the fencing token, and sets the watch that tells a holder its
+// node was deleted. Whichever request the server handles first, a node
+// found first in the listing and existing in the check was first while it
+// existed. With a live check, the listing alone shows our node still there.
+func (r *recipe) look(ctx context.Context, g *generation, name string, self *selfCheck) ([]string, *selfCheck, error) {
+	if self.live() {
+		kids, err := doOn(ctx, r.s, g, func(c *zk.Conn) ([]string, error) {
+			kids, _, err := c.Children(r.full)
+			return kids, err
+		})
+		return kids, self, err
+	}
 	type looked struct {
 		kids []string
 		self selfCheck
@@ -266,7 +380,8 @@ func (r *recipe) look(ctx context.Context, g *generation, name string) ([]string
 		wg.Wait()
 		return l, errors.Join(listErr, err)
 	})
-	return l.kids, l.self, err
+	sc := l.self // not &l.self, which would keep the listing as long as the check
+	return l.kids, &sc, err
 }
 
 // monitor ends the hold when it is lost: the ZooKeeper session ends (expiry,
@@ -321,12 +436,17 @@ func (r *recipe) release(ctx context.Context) error {
 	if h == nil || !h.claim() {
 		return r.free
 	}
-	h.stop()
-	<-h.exited
 	if !h.end(r.free) {
+		h.stop()
+		<-h.exited
 		return fmt.Errorf("%w: %w", r.free, h.cause())
 	}
+	// The hold has ended, so whatever the monitor sees from here on (our
+	// own delete among it) changes nothing: the delete need not wait for
+	// the monitor to stop.
 	r.s.release(ctx, h.g, h.dir, h.name)
+	h.stop()
+	<-h.exited
 	return nil
 }
 

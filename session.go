@@ -549,16 +549,30 @@ func (s *Session) current(ctx context.Context) (*generation, error) {
 // call's return values, so a request abandoned here can never overwrite the
 // results of a later attempt.
 func call[T any](ctx context.Context, s *Session, g *generation, op func(*zk.Conn) (T, error)) (T, error) {
-	type result struct {
-		v   T
-		err error
+	res, err := start(s, g, op)
+	if err != nil {
+		var zero T
+		return zero, err
 	}
-	var zero T
-	res := make(chan result, 1)
+	return wait(ctx, g, res)
+}
+
+// outcome is what an operation started by start returned.
+type outcome[T any] struct {
+	v   T
+	err error
+}
+
+// start runs op on g's connection in a goroutine the Session owns, like
+// call, and returns at once, so several requests can be in flight together
+// (goroutines give no order: a caller that needs one enforces it inside op).
+// The channel gets op's outcome; wait takes it.
+func start[T any](s *Session, g *generation, op func(*zk.Conn) (T, error)) (<-chan outcome[T], error) {
+	res := make(chan outcome[T], 1) // never blocks the goroutine
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return zero, ErrSessionClosed
+		return nil, ErrSessionClosed
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -567,8 +581,15 @@ func call[T any](ctx context.Context, s *Session, g *generation, op func(*zk.Con
 	go func() {
 		defer s.wg.Done()
 		v, err := op(g.conn)
-		res <- result{v, err}
+		res <- outcome[T]{v, err}
 	}()
+	return res, nil
+}
+
+// wait returns the outcome of an operation started on g, unless ctx or g
+// ends first.
+func wait[T any](ctx context.Context, g *generation, res <-chan outcome[T]) (T, error) {
+	var zero T
 	select {
 	case r := <-res:
 		return r.v, r.err
