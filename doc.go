@@ -28,22 +28,23 @@
 // pause, SIGSTOP) for less than syncLimit×tickTime, followers keep answering
 // the client's pings, and the waking leader expires at once every session it
 // has not heard of for T. So the Session does not trust answered pings: it
-// sends a sync request, which only the leader answers, every T/40, and
-// derives the safe loss deadline from the latest one answered within T/40:
+// sends a sync request, which only the leader answers, every T/40 without
+// waiting for answers, and derives the safe loss deadline from the answers:
 //
-//	deadline = (send time of that sync) + T − 0.15 T − margin
+//	deadline = s − g + T − (T/5 + T/40) − margin
 //
-// where 0.15 T allows for the leader learning of the session half a tick late
-// (at most T/10 when T is at least five ticks) and for the gap between
-// syncs. A sync that is slow or fails proves nothing, nor do those sent
-// within T/5 after it, while a resumed leader may still be expiring
-// sessions. The margin defaults to T/10 (WithLossMargin). Until the
-// deadline, the leader cannot have expired the session, so no other client
-// can have been granted a lock this session holds. When the deadline
-// passes — the connection is still down, or the leader has not answered —
-// the Session presumes the session expired and ends everything held under
-// it, without waiting to be told so. Curator declares its equivalent LOST
-// state only after about 1.67 T, from the connection alone.
+// where s is the send time of the latest answered sync and g the longest gap
+// between answers over the last T/5 before it (a stalled leader leaves a gap
+// as long as the stall). T/5 + T/40 allows for the leader learning of the
+// session up to a tick late (a tick is at most T/5 when T is at least five
+// ticks) and for the interval between syncs. The margin defaults to T/10
+// (WithLossMargin). Until the deadline, the leader cannot have expired the
+// session, so no other client can have been granted a lock this session
+// holds. When the deadline passes — the connection is still down, or the
+// leader has not answered — the Session presumes the session expired and
+// ends everything held under it, without waiting to be told so. Curator
+// declares its equivalent LOST state only after about 1.67 T, from the
+// connection alone.
 //
 // The syncs cost the leader one cheap request per Session every T/40 (every
 // 250 ms at T = 10 s).

@@ -61,9 +61,9 @@ func WithSessionTimeout(d time.Duration) Option {
 // hold, plus clock-rate differences and network delay. It is capped at half
 // the negotiated timeout T. The default is T/10.
 //
-// The deadline allows for the leader learning of the session up to half a
-// tick late, which holds when T is at least five times the servers'
-// tickTime; with a shorter T, add the difference (tickTime/2 − T/10) here.
+// The deadline allows for the leader learning of the session up to a tick
+// late, which holds when T is at least five times the servers' tickTime;
+// with a shorter T, add the difference (tickTime − T/5) here.
 func WithLossMargin(d time.Duration) Option {
 	return func(c *sessionConfig) {
 		if d <= 0 {

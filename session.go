@@ -365,25 +365,49 @@ func (s *Session) markReady(g *generation) {
 	s.transition(g, StateConnected, nil)
 }
 
-// probe sends syncs, one at a time, to prove g's session current at the
-// ZooKeeper leader (see internal/lease); answered pings prove nothing there.
+// probe sends a sync every lease.Interval, without waiting for answers,
+// to prove g's session current at the ZooKeeper leader (see
+// internal/lease); answered pings prove nothing there.
 func (s *Session) probe(g *generation) {
 	defer s.wg.Done()
+	type probe struct {
+		sent time.Time
+		res  <-chan outcome[time.Time] // when the answer was read
+	}
 	every := lease.Interval(g.tap.Timeout())
-	wait := time.NewTimer(every)
-	defer wait.Stop()
+	// Syncs held up longer than the timeout can no longer matter: the
+	// deadline will have passed. Bounding them bounds the goroutines.
+	maxPending := int(g.tap.Timeout()/every) + 1
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	var pending []probe
 	for {
+		var next <-chan outcome[time.Time]
+		if len(pending) > 0 {
+			next = pending[0].res
+		}
 		select {
-		case <-wait.C:
+		case <-tick.C:
+			if len(pending) >= maxPending {
+				continue
+			}
+			sent := time.Now()
+			res, err := start(s, g, func(c *zk.Conn) (time.Time, error) {
+				_, err := c.Sync("/")
+				return time.Now(), err
+			})
+			if err != nil { // closed
+				return
+			}
+			pending = append(pending, probe{sent, res})
+		case o := <-next:
+			g.lease.Probed(pending[0].sent, o.v, o.err == nil)
+			pending = pending[1:]
 		case <-g.done:
 			return
 		case <-s.closing:
 			return
 		}
-		sent := time.Now()
-		_, err := call(s.life, s, g, func(c *zk.Conn) (string, error) { return c.Sync("/") })
-		g.lease.Probed(sent, time.Now(), err == nil)
-		wait.Reset(max(time.Until(sent.Add(every)), 0))
 	}
 }
 
@@ -498,11 +522,12 @@ func (s *Session) NegotiatedTimeout() time.Duration {
 // other client can have been granted a lock this session holds. The
 // Session proves the session current at the leader with a sync request
 // every T/40 (T the negotiated timeout); the deadline is the send time of
-// the latest sync answered within T/40 plus T, minus an allowance of 0.15 T
-// for the leader's view lagging behind, minus the loss margin
-// (WithLossMargin). While the leader answers, the deadline moves forward;
-// when the connection is lost or the leader stalls, it stops. If it passes,
-// the Session presumes the ZooKeeper session expired, ends it and every hold
+// the latest answered sync, less the longest gap between answers just
+// before it, plus T, minus an allowance of T/5 + T/40 for the leader's view
+// lagging behind, minus the loss margin (WithLossMargin); see the package
+// documentation. While the leader answers, the deadline moves forward; when
+// the connection is lost or the leader stalls, it stops. If it passes, the
+// Session presumes the ZooKeeper session expired, ends it and every hold
 // made under it, and opens a new one. Zero while there is no ZooKeeper
 // session.
 func (s *Session) LossDeadline() time.Time {

@@ -28,9 +28,9 @@ If the lock is lost while COMMAND runs (session expiry, a connection down
 too long, the node deleted by an operator), COMMAND's process group gets
 SIGTERM, then SIGKILL after --grace, and zklock exits 76. Timing rule: a
 session cut off from the ZooKeeper leader declares the lock lost at
-  (send time of the last sync the leader answered promptly)
-    + session timeout - 0.15 session timeout - (grace + session timeout/10)
-where 0.15 session timeout allows for the leader's view lagging (see the
+  (send time of the last sync the leader answered, less recent answer gaps)
+    + session timeout - 0.225 session timeout - (grace + session timeout/10)
+where 0.225 session timeout allows for the leader's view lagging (see the
 zklock package documentation), so COMMAND is killed at least a tenth of the
 session timeout before the leader could expire the session and hand the
 lock to anyone else. Hence

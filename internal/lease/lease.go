@@ -5,37 +5,35 @@
 // last learned that the client was active. A client connected to a follower
 // touches the session there; the follower passes its touches on only when
 // the leader pings it, every half tick, and the leader's expiry thread acts
-// on whatever it has learned. So the leader's view lags the follower's by
-// half a tick while it runs, and by much more when it stalls (a long
-// garbage-collection pause, SIGSTOP): followers keep answering the client's
-// pings for up to syncLimit×tickTime of leader silence, and a leader waking
-// from such a stall expires at once every session whose last reported touch
-// is more than T old. A lease counted from the client's latest answered ping
-// would then outlive the session.
+// on whatever it has learned. While the leader runs, its view lags by about
+// half a tick. When it stalls (a long garbage-collection pause, SIGSTOP),
+// followers keep answering the client's pings for up to
+// syncLimit×tickTime, and the waking leader expires at once every session
+// whose last reported touch is more than T old. A lease counted from the
+// client's latest answered ping would then outlive the session.
 //
 // A sync request, by contrast, is answered only after the leader has
-// processed it. The client sends one every Interval(T), one at a time. A
-// sync answered within Fast(T) of being sent shows that the leader was
-// running right after the send; the leader had then heard of the client's
-// touches up to half a tick plus the gap between syncs before it, so it
-// cannot expire the session before
+// processed it. The client sends one every Interval(T), without waiting for
+// the previous one, so the follower also sees a touch at least that often.
+// The answers come back in order. A leader stall of length D leaves a gap
+// of about D between two answers; without a stall, the leader's view lags
+// by half a tick (plus scheduling), and a resumed leader has either
+// expired the session at once, so later syncs fail, or caught up within
+// half a tick. So when the sync sent at s is answered, and g is the longest
+// gap between answers arriving from Window(T) before s until this one, the
+// leader cannot expire the session before
 //
-//	send time + T − Allowance(T)
+//	s − g + T − Allowance(T)
 //
-// provided the negotiated timeout T is at least five ticks (half a tick ≤
-// T/10). A slow or failed sync proves nothing, and it may have waited out a
-// leader stall: the leader may be expiring the session just as it resumes,
-// and a fast sync sent in that instant could still slip through before the
-// closing is recorded. So after one, syncs sent within Quarantine(T) of its
-// end prove nothing either; by then the leader has either recorded the
-// session as closing, and every later sync fails, or received fresh
-// touches from the followers.
-//
-// Stalls shorter than Fast(T) can hide between syncs; the allowance covers
-// them.
+// where the allowance covers a tick (half for the lag, half for a leader
+// that resumed just before it answered) and the interval between syncs,
+// provided T is at least five ticks (a tick ≤ T/5). Failed syncs prove
+// nothing; the gap they leave counts. Delays the client itself adds (its
+// own pauses, scheduling) only widen the gaps it measures.
 package lease
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
@@ -43,55 +41,68 @@ import (
 // Interval is the time between the sends of successive syncs.
 func Interval(t time.Duration) time.Duration { return t / 40 }
 
-// Fast is the longest round trip of a sync that proves the leader current.
-func Fast(t time.Duration) time.Duration { return t / 40 }
+// Window is how far back from a sync's send time answer gaps count: more
+// than half a tick plus the time a resumed leader takes to expire sessions
+// or hear from the followers.
+func Window(t time.Duration) time.Duration { return t / 5 }
 
-// Quarantine is how long after a slow or failed sync no sync proves anything:
-// more than half a tick plus the time the leader's threads take to run
-// again after a stall.
-func Quarantine(t time.Duration) time.Duration { return t / 5 }
-
-// Allowance is how far behind a proving sync's send time the leader's
-// knowledge of the session can be: half a tick (at most T/10), plus the
-// longest gap between syncs (Interval + Fast), which also covers a stall
-// that fell between two syncs.
-func Allowance(t time.Duration) time.Duration { return t/10 + Interval(t) + Fast(t) }
+// Allowance is how far the leader's knowledge of the session can trail a
+// sync's send time less the gap: a tick (at most T/5) plus the interval
+// between syncs.
+func Allowance(t time.Duration) time.Duration { return t/5 + Interval(t) }
 
 // Lease is the proof so far. It is safe for concurrent use.
 type Lease struct {
-	fast, quarantine time.Duration
+	window time.Duration
 
-	mu    sync.Mutex // guards basis and quiet
-	basis time.Time  // send time of the latest proving sync
-	quiet time.Time  // syncs sent before this prove nothing
+	mu      sync.Mutex  // guards basis and answers
+	basis   time.Time   // the latest proof: a send time less a gap
+	answers []time.Time // arrival times of recent answers, ascending
 }
 
 // New returns the lease of a session with negotiated timeout t whose
 // creation was requested at created: the leader created it no earlier, with
-// a full timeout.
+// a full timeout, and its answer arrived later, so the first gap counts from
+// there.
 func New(t time.Duration, created time.Time) *Lease {
-	return &Lease{fast: Fast(t), quarantine: Quarantine(t), basis: created}
+	return &Lease{window: Window(t), basis: created, answers: []time.Time{created}}
 }
 
-// Probed records a sync sent at sent that was answered (ok) or failed at
-// end.
-func (l *Lease) Probed(sent, end time.Time, ok bool) {
+// Probed records a sync sent at sent whose outcome arrived at arrived:
+// answered if ok, failed otherwise. Outcomes must be recorded in the order
+// the syncs were sent.
+func (l *Lease) Probed(sent, arrived time.Time, ok bool) {
+	if !ok {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !ok || end.Sub(sent) > l.fast {
-		if q := end.Add(l.quarantine); q.After(l.quiet) {
-			l.quiet = q
-		}
-		return
+	// Answers are read in order; a timestamp taken a little late must not
+	// make the next gap look shorter than it was.
+	if last := l.answers[len(l.answers)-1]; arrived.Before(last) {
+		arrived = last
 	}
-	if sent.Before(l.quiet) || !sent.After(l.basis) {
-		return
+	l.answers = append(l.answers, arrived)
+	from := sent.Add(-l.window)
+	// Keep the answers from the window on, and the one before them, which
+	// opens the window's first gap. Later syncs were sent later, so their
+	// windows start later.
+	i, _ := slices.BinarySearchFunc(l.answers, from, time.Time.Compare)
+	if i > 1 {
+		l.answers = slices.Delete(l.answers, 0, i-1)
+		i = 1
 	}
-	l.basis = sent
+	var gap time.Duration
+	for j := max(i, 1); j < len(l.answers); j++ {
+		gap = max(gap, l.answers[j].Sub(l.answers[j-1]))
+	}
+	if c := sent.Add(-gap); c.After(l.basis) {
+		l.basis = c
+	}
 }
 
-// Basis returns the send time of the latest proving sync, or the creation
-// time if none has proved anything yet. It never moves back.
+// Basis returns the latest proof: the leader cannot expire the session
+// before Basis + T − Allowance(T). It never moves back.
 func (l *Lease) Basis() time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
