@@ -28,36 +28,10 @@ type recipe struct {
 	lost   error                   // ErrLockLost or ErrLeadershipLost
 	free   error                   // ErrNotLocked or ErrNotLeader
 
-	mu   sync.Mutex // guards busy, hold, lone
-	busy bool       // an acquisition is running
-	hold *hold      // the current or latest hold; nil before the first
-	lone loneSeq    // numbering seen while the queue had no one else
-}
-
-// loneSeq is the sequence number of our latest node, when it was alone in
-// the queue, and how far the number moved from the previous such node: the
-// step is learned, not assumed, as ZooKeeper's numbering of sequential
-// nodes is its own affair (3.8 advances it by one per create). Unless
-// anyone else came or went meanwhile, our next node gets seq+step, and
-// enqueue can watch it in the create's round trip. A wrong guess costs one
-// read that finds nothing.
-type loneSeq struct {
-	seq, step int32
-	ok        bool
-}
-
-// next guesses our next node's sequence number.
-func (l loneSeq) next() seqGuess {
-	return seqGuess{seq: l.seq + l.step, ok: l.ok}
-}
-
-// after records n, our node's number while alone.
-func (l loneSeq) after(n int32) loneSeq {
-	step := l.step
-	if d := n - l.seq; l.ok && d >= 1 && d <= 2 {
-		step = d
-	}
-	return loneSeq{seq: n, step: max(step, 1), ok: true}
+	mu   sync.Mutex   // guards busy, hold, lone
+	busy bool         // an acquisition is running
+	hold *hold        // the current or latest hold; nil before the first
+	lone seqnode.Lone // numbering seen while the queue had no one else
 }
 
 func newRecipe(s *Session, op, path string, prefix func(string) string, keep func(seqnode.Kind) bool, lost, free error) *recipe {
@@ -97,7 +71,8 @@ func (r *recipe) acquire(ctx context.Context, data []byte, wait bool) error {
 		return ErrBusy
 	}
 	r.busy = true
-	guess := r.lone.next()
+	seq, ok := r.lone.Next()
+	guess := seqGuess{seq: seq, ok: ok}
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
@@ -180,9 +155,9 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 			n, ok := seqnode.Parse(q.name)
 			r.mu.Lock()
 			if alone && ok {
-				r.lone = r.lone.after(n.Seq)
+				r.lone = r.lone.After(n.Seq)
 			} else {
-				r.lone = loneSeq{}
+				r.lone = seqnode.Lone{}
 			}
 			r.mu.Unlock()
 			if self == nil {
