@@ -150,14 +150,19 @@ func TestIntegration_MutexExclusiveFIFO(t *testing.T) {
 	assert.Empty(t, children(t, zc.Admin(t), root+"/lock"), "no node left")
 }
 
-func TestIntegration_MutexCancelWhileWaiting(t *testing.T) {
-	integration(t)
+// queueRig gives Mutexes on /lock under a fresh root, each on a Session of
+// its own, and an admin connection to watch their queue.
+func queueRig(t *testing.T) (admin *zk.Conn, root string, newMutex func() *zklock.Mutex) {
 	zc := zktest.Shared(t)
-	root := zc.Root(t)
-	admin := zc.Admin(t)
-	newMutex := func() *zklock.Mutex {
+	root = zc.Root(t)
+	return zc.Admin(t), root, func() *zklock.Mutex {
 		return zklock.NewMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/lock")
 	}
+}
+
+func TestIntegration_MutexCancelWhileWaiting(t *testing.T) {
+	integration(t)
+	admin, root, newMutex := queueRig(t)
 	a, b, c := newMutex(), newMutex(), newMutex()
 	require.NoError(t, a.Lock(bounded(t, zktest.Timeout)))
 
@@ -190,12 +195,7 @@ func TestIntegration_MutexCancelWhileWaiting(t *testing.T) {
 // node d watches, is cancelled, a releases, then b.
 func TestIntegration_MutexQueueOutOfOrder(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
-	root := zc.Root(t)
-	admin := zc.Admin(t)
-	newMutex := func() *zklock.Mutex {
-		return zklock.NewMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/lock")
-	}
+	admin, root, newMutex := queueRig(t)
 	a, b, c, d := newMutex(), newMutex(), newMutex(), newMutex()
 	require.NoError(t, a.Lock(bounded(t, zktest.Timeout)))
 	bres := lockAsync(bounded(t, zktest.Timeout), b)

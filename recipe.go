@@ -120,9 +120,6 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 	}
 	kids := q.kids // nil: list again
 	self := q.self // the latest check of our node, if any
-	// The watch on the node just ahead of ours, the only node ahead we
-	// watch, so a deletion wakes one waiter.
-	var near aheadWatch
 	for {
 		// Listings are dropped before waiting (kids is reset below): with
 		// many waiters, each keeping the whole queue's names would cost
@@ -148,7 +145,7 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 			if q, err = r.s.enqueue(ctx, g, r.full, r.prefix, data, seqGuess{}); err != nil {
 				return nil, nil, err
 			}
-			kids, self, near = q.kids, q.self, aheadWatch{}
+			kids, self = q.kids, q.self
 			continue
 		}
 		if first {
@@ -173,22 +170,18 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 			return nil, nil, ErrLocked
 		}
 		nodes = nil
-		// Nodes ahead only go, so a watch kept from an earlier listing on
-		// the same node is still set, or its event is pending.
-		if near.name != pred.Name {
-			near = aheadWatch{name: pred.Name}
-		}
-		gone, err := r.watchAhead(ctx, g, q.name, &near, &self)
+		// The node just ahead is the only one we watch, so a deletion
+		// wakes one waiter.
+		ev, err := r.watchAhead(ctx, g, pred.Name, q.name, &self)
 		if err != nil {
 			r.s.discard(ctx, g, r.full, q.name)
 			return nil, nil, err
 		}
-		if gone || !self.ok {
-			continue // one ahead is gone already, or we are: look again
+		if ev == nil || !self.ok {
+			continue // the one ahead is gone already, or we are: look again
 		}
 		select {
-		case e := <-near.ev:
-			near = aheadWatch{}
+		case e := <-ev:
 			// Nodes ahead of ours can only go, never come (sequence numbers
 			// grow), so when the only one ahead is deleted we are first.
 			// ZooKeeper delivers watch events in the order of the changes,
@@ -208,13 +201,6 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 	}
 }
 
-// aheadWatch is a watch on a node ahead of ours whose event has not been
-// taken; ev is nil until it is set.
-type aheadWatch struct {
-	name string
-	ev   <-chan zk.Event
-}
-
 // live reports whether sc is a check of our node that still vouches for it:
 // the node existed when checked and its watch has not fired since, so it
 // has not been deleted (a deletion fires the watch). Its name, which
@@ -225,67 +211,51 @@ func (sc *selfCheck) live() bool {
 	return sc != nil && sc.ok && !fired(sc.watch)
 }
 
-// watchAhead sets the watch on the node ahead if near lacks one and, unless
-// *self still vouches for our own node, checks our node, in one round trip.
-// gone reports that the node ahead no longer exists.
-func (r *recipe) watchAhead(ctx context.Context, g *generation, name string, near *aheadWatch, self **selfCheck) (gone bool, err error) {
-	setNear := near.ev == nil
+// watchAhead watches the node ahead of ours and, unless *self still vouches
+// for our own node, checks our node too, in the same round trip. A nil event
+// channel means the node ahead is already gone.
+func (r *recipe) watchAhead(ctx context.Context, g *generation, ahead, name string, self **selfCheck) (<-chan zk.Event, error) {
 	checkSelf := !(*self).live()
-	if !setNear && !checkSelf {
-		return false, nil
-	}
 	type watched struct {
-		ev   <-chan zk.Event // nil: the node ahead is gone
+		ev   <-chan zk.Event
 		self selfCheck
 	}
 	w, err := doOn(ctx, r.s, g, func(c *zk.Conn) (watched, error) {
 		var w watched
-		var nearErr, selfErr error
+		var aheadErr, selfErr error
 		// GetW, not ExistsW: on a node already gone ExistsW would leave a
 		// watch for its creation, which never comes, in the server and in
 		// go-zookeeper until the session ends.
-		watchNear := func() {
-			_, _, w.ev, nearErr = c.GetW(r.full + "/" + near.name)
-			if errors.Is(nearErr, zk.ErrNoNode) {
-				w.ev, nearErr = nil, nil
+		watch := func() {
+			_, _, w.ev, aheadErr = c.GetW(r.full + "/" + ahead)
+			if errors.Is(aheadErr, zk.ErrNoNode) {
+				w.ev, aheadErr = nil, nil
 			}
 		}
-		checkOwn := func() {
-			w.self.ok, w.self.st, w.self.watch, selfErr = c.ExistsW(r.full + "/" + name)
+		if !checkSelf {
+			watch()
+			return w, aheadErr
 		}
-		switch {
-		case setNear && checkSelf:
-			// Both are sent before either reply arrives.
-			var wg sync.WaitGroup
-			wg.Add(1)
-			// Owner: this call; joined below before it returns.
-			go func() {
-				defer wg.Done()
-				watchNear()
-			}()
-			checkOwn()
-			wg.Wait()
-		case setNear:
-			watchNear()
-		default:
-			checkOwn()
-		}
-		return w, errors.Join(nearErr, selfErr)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		// Owner: this call; joined below before it returns. Both requests
+		// are sent before either reply arrives.
+		go func() {
+			defer wg.Done()
+			watch()
+		}()
+		w.self.ok, w.self.st, w.self.watch, selfErr = c.ExistsW(r.full + "/" + name)
+		wg.Wait()
+		return w, errors.Join(aheadErr, selfErr)
 	})
 	if err != nil {
-		return false, err
-	}
-	if setNear {
-		near.ev = w.ev
-		if near.ev == nil {
-			*near, gone = aheadWatch{}, true
-		}
+		return nil, err
 	}
 	if checkSelf {
 		sc := w.self
 		*self = &sc
 	}
-	return gone, nil
+	return w.ev, nil
 }
 
 // fired reports whether a one-shot watch has delivered its event.
