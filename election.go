@@ -31,8 +31,8 @@ type Election struct {
 // ElectionOption configures an Election.
 type ElectionOption func(*Election)
 
-// WithValue sets the value a candidate campaigns with when Campaign gets a
-// nil value, and the value Run campaigns with. The default is
+// WithValue sets the value the candidate campaigns with (Campaign, Run):
+// the data of its node, which Leader and Observe report. The default is
 // "<hostname>:<pid>".
 func WithValue(v []byte) ElectionOption {
 	return func(e *Election) { e.value = v }
@@ -59,21 +59,24 @@ func NewElection(s *Session, path string, opts ...ElectionOption) *Election {
 	return e
 }
 
-// Campaign enters the election with value (nil: the WithValue default) and
+// Campaign enters the election with the Election's value (WithValue) and
 // blocks until this candidate leads or ctx ends. Before returning it
 // confirms the candidate's node exists and belongs to the current ZooKeeper
 // session, so a leader is never reported from a session that has ended. It
 // keeps campaigning across lost connections and, by queueing again, across
 // session expiry.
 //
+// Once Campaign returns nil, leadership can be lost at any time (see the
+// package documentation, Safety): the loss is signalled by Done, Err and
+// Context before the server can let another candidate lead, provided the
+// negotiated session timeout is at least five server ticks and the loss
+// margin covers the holder's reaction time (WithLossMargin).
+//
 // When ctx ends first, Campaign returns an error matching ctx.Err() and
 // leaves no node behind. It returns ErrBusy if this Election already leads
 // or is campaigning.
-func (e *Election) Campaign(ctx context.Context, value []byte) error {
-	if value == nil {
-		value = e.value
-	}
-	return e.r.acquire(ctx, value, true)
+func (e *Election) Campaign(ctx context.Context) error {
+	return e.r.acquire(ctx, e.value, true)
 }
 
 // Resign steps down: leadership ends (Done closes, Err returns ErrNotLeader)
@@ -108,18 +111,18 @@ func (e *Election) Token() int64 { return e.r.token() }
 // term, under the Session's chroot.
 func (e *Election) Key() string { return e.r.key() }
 
+// Seq returns the sequence number of this candidate's node in its current
+// or latest term; zero before the first Campaign.
+func (e *Election) Seq() int32 { return e.r.seq() }
+
 // Guard returns an operation for Session.Multi that fails once this
 // candidate's leadership node is gone. Nil before the first Campaign.
 func (e *Election) Guard() *zk.CheckVersionRequest { return e.r.guard() }
 
-// Leader returns the current leader's value, or ErrNoLeader when no
-// candidate is in the election.
-func (e *Election) Leader(ctx context.Context) ([]byte, error) {
-	t, err := e.leader(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	return t.Value, nil
+// Leader returns the current leader's term, the same value Observe sends,
+// or ErrNoLeader when no candidate is in the election.
+func (e *Election) Leader(ctx context.Context) (Term, error) {
+	return e.leader(ctx, nil)
 }
 
 // leader reads the current term; with watch set it also returns a watch on
@@ -305,7 +308,7 @@ func (e *Election) Run(ctx context.Context, fn func(leaderCtx context.Context) e
 	s := e.r.s
 	bo := s.cfg.backoff.newBackOff(s.clk)
 	for {
-		if err := e.Campaign(ctx, nil); err != nil {
+		if err := e.Campaign(ctx); err != nil {
 			if ctx.Err() != nil || errors.Is(err, ErrSessionClosed) || errors.Is(err, ErrInvalidPath) {
 				return err
 			}

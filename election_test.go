@@ -16,10 +16,10 @@ import (
 	"github.com/zklock/zklock/internal/zktest"
 )
 
-func campaignAsync(ctx context.Context, e *zklock.Election, value string) <-chan result {
+func campaignAsync(ctx context.Context, e *zklock.Election) <-chan result {
 	ch := make(chan result, 1)
 	go func() {
-		err := e.Campaign(ctx, []byte(value))
+		err := e.Campaign(ctx)
 		ch <- result{err: err, at: time.Now()}
 	}()
 	return ch
@@ -58,8 +58,8 @@ func TestIntegration_ElectionFailoverInQueueOrder(t *testing.T) {
 	results := make([]<-chan result, n)
 	for i := range n {
 		sessions[i] = connect(t, zc.Servers(), zklock.WithChroot(root))
-		elections[i] = zklock.NewElection(sessions[i], "/election")
-		results[i] = campaignAsync(bounded(t, zktest.Timeout), elections[i], fmt.Sprintf("c%d", i))
+		elections[i] = zklock.NewElection(sessions[i], "/election", zklock.WithValue(fmt.Appendf(nil, "c%d", i)))
+		results[i] = campaignAsync(bounded(t, zktest.Timeout), elections[i])
 		waitChildren(t, admin, root+"/election", i+1) // queue order = index order
 	}
 	observer := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election")
@@ -78,7 +78,7 @@ func TestIntegration_ElectionFailoverInQueueOrder(t *testing.T) {
 		lastToken = term.Token
 		v, err := observer.Leader(bounded(t, zktest.Timeout))
 		require.NoError(t, err)
-		assert.Equal(t, fmt.Sprintf("c%d", i), string(v), "Leader agrees")
+		assert.Equal(t, term, v, "Leader agrees with Observe")
 		require.NoError(t, sessions[i].Close()) // kill the leader's session
 		await(t, elections[i].Done(), "the closed leader's loss signal")
 		assert.ErrorIs(t, elections[i].Err(), zklock.ErrLeadershipLost)
@@ -93,13 +93,13 @@ func TestIntegration_ElectionLossSignalledBeforeNextLeader(t *testing.T) {
 	zc := zktest.Shared(t)
 	root := zc.Root(t)
 	ps := zc.NewProxies(t)
-	leader := zklock.NewElection(connect(t, ps.Addrs(), zklock.WithChroot(root), zklock.WithSessionTimeout(2*time.Second)), "/election")
-	next := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election")
-	require.NoError(t, leader.Campaign(bounded(t, zktest.Timeout), []byte("a")))
+	leader := zklock.NewElection(connect(t, ps.Addrs(), zklock.WithChroot(root), zklock.WithSessionTimeout(2*time.Second)), "/election", zklock.WithValue([]byte("a")))
+	next := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election", zklock.WithValue([]byte("b")))
+	require.NoError(t, leader.Campaign(bounded(t, zktest.Timeout)))
 	lost := make(chan time.Time, 1)
 	done := leader.Done()
 	go func() { <-done; lost <- time.Now() }()
-	nres := campaignAsync(bounded(t, zktest.Timeout), next, "b")
+	nres := campaignAsync(bounded(t, zktest.Timeout), next)
 	waitChildren(t, zc.Admin(t), root+"/election", 2)
 
 	ps.Blackhole()
@@ -120,10 +120,10 @@ func TestIntegration_ElectionShortCutKeepsLeader(t *testing.T) {
 	root := zc.Root(t)
 	ps := zc.NewProxies(t)
 	s := connect(t, ps.Addrs(), zklock.WithChroot(root), zklock.WithSessionTimeout(10*time.Second))
-	leader := zklock.NewElection(s, "/election")
-	other := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election")
-	require.NoError(t, leader.Campaign(bounded(t, zktest.Timeout), []byte("a")))
-	ores := campaignAsync(bounded(t, zktest.Timeout), other, "b")
+	leader := zklock.NewElection(s, "/election", zklock.WithValue([]byte("a")))
+	other := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election", zklock.WithValue([]byte("b")))
+	require.NoError(t, leader.Campaign(bounded(t, zktest.Timeout)))
+	ores := campaignAsync(bounded(t, zktest.Timeout), other)
 	waitChildren(t, zc.Admin(t), root+"/election", 2)
 	sub := s.Subscribe()
 	defer sub.Stop()
@@ -134,7 +134,7 @@ func TestIntegration_ElectionShortCutKeepsLeader(t *testing.T) {
 	waitState(t, sub, zklock.StateConnected)
 	v, err := other.Leader(bounded(t, zktest.Timeout))
 	require.NoError(t, err)
-	assert.Equal(t, "a", string(v))
+	assert.Equal(t, "a", string(v.Value))
 	select {
 	case <-leader.Done():
 		t.Fatalf("leadership ended across a short cut: %v", leader.Err())
@@ -207,9 +207,9 @@ func TestIntegration_ElectionResignAndObserve(t *testing.T) {
 	var es []*zklock.Election
 	var rs []<-chan result
 	for i, name := range names {
-		e := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election")
+		e := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election", zklock.WithValue([]byte(name)))
 		es = append(es, e)
-		rs = append(rs, campaignAsync(bounded(t, zktest.Timeout), e, name))
+		rs = append(rs, campaignAsync(bounded(t, zktest.Timeout), e))
 		waitChildren(t, admin, root+"/election", i+1)
 	}
 	observer := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election")
@@ -235,12 +235,12 @@ func TestIntegration_ElectionCancelAndOperatorDelete(t *testing.T) {
 	zc := zktest.Shared(t)
 	root := zc.Root(t)
 	admin := zc.Admin(t)
-	leader := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election")
-	waiter := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election")
-	require.NoError(t, leader.Campaign(bounded(t, zktest.Timeout), []byte("a")))
+	leader := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election", zklock.WithValue([]byte("a")))
+	waiter := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election", zklock.WithValue([]byte("b")))
+	require.NoError(t, leader.Campaign(bounded(t, zktest.Timeout)))
 
 	ctx, cancel := context.WithCancel(t.Context())
-	wres := campaignAsync(ctx, waiter, "b")
+	wres := campaignAsync(ctx, waiter)
 	waitChildren(t, admin, root+"/election", 2)
 	cancel()
 	assert.ErrorIs(t, await(t, wres, "the cancelled Campaign").err, context.Canceled)
@@ -250,7 +250,7 @@ func TestIntegration_ElectionCancelAndOperatorDelete(t *testing.T) {
 	await(t, leader.Done(), "leadership to end")
 	assert.ErrorIs(t, leader.Err(), zklock.ErrLeadershipLost)
 	assert.ErrorIs(t, leader.Err(), zklock.ErrNodeDeleted)
-	require.NoError(t, leader.Campaign(bounded(t, zktest.Timeout), []byte("a2")), "a candidate whose leadership was lost can campaign again")
+	require.NoError(t, leader.Campaign(bounded(t, zktest.Timeout)), "a candidate whose leadership was lost can campaign again")
 	require.NoError(t, leader.Resign(bounded(t, zktest.Timeout)))
 }
 
@@ -271,11 +271,11 @@ func TestIntegration_ElectionCuratorLeaderLatch(t *testing.T) {
 	require.NoError(t, err)
 	_, err = latch.Expect(ctx, "leader "+path)
 	require.NoError(t, err)
-	e := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election")
+	e := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election", zklock.WithValue([]byte("zklock-1")))
 	v, err := e.Leader(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, "curator-1", string(v))
-	res := campaignAsync(ctx, e, "zklock-1")
+	assert.Equal(t, "curator-1", string(v.Value))
+	res := campaignAsync(ctx, e)
 	waitChildren(t, admin, path, 2)
 	line, err := latch.Do(ctx, "leader-id "+path, "leader-id "+path)
 	require.NoError(t, err)
@@ -297,7 +297,7 @@ func TestIntegration_ElectionCuratorLeaderLatch(t *testing.T) {
 	require.NoError(t, err, "Curator leads once zklock resigns")
 	v, err = e.Leader(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, "curator-2", string(v))
+	assert.Equal(t, "curator-2", string(v.Value))
 	_, err = latch.Do(ctx, "latch-close "+path, "latch-closed "+path)
 	require.NoError(t, err)
 	waitChildren(t, admin, path, 0)
@@ -318,15 +318,15 @@ func TestIntegration_ElectionMisuse(t *testing.T) {
 
 	octx, stop := context.WithCancel(ctx)
 	obs := e.Observe(octx)
-	require.NoError(t, e.Campaign(ctx, nil))
-	assert.Equal(t, "me", string(nextTerm(t, obs).Value), "Observe sees the election's first leader; nil value means the default")
+	require.NoError(t, e.Campaign(ctx))
+	assert.Equal(t, "me", string(nextTerm(t, obs).Value), "Observe sees the election's first leader, with its WithValue value")
 	stop()
 	for range obs {
 	}
-	assert.ErrorIs(t, e.Campaign(ctx, nil), zklock.ErrBusy, "not reentrant")
+	assert.ErrorIs(t, e.Campaign(ctx), zklock.ErrBusy, "not reentrant")
 	require.NoError(t, e.Resign(ctx))
 
 	for _, p := range []string{"", "x", "/x/", "/"} {
-		assert.ErrorIs(t, zklock.NewElection(s, p).Campaign(ctx, nil), zklock.ErrInvalidPath, "path %q", p)
+		assert.ErrorIs(t, zklock.NewElection(s, p).Campaign(ctx), zklock.ErrInvalidPath, "path %q", p)
 	}
 }

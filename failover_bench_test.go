@@ -93,7 +93,7 @@ func runFailover(b *testing.B, zc *zktest.Cluster, kind handoverKind, timeout ti
 		dir := fmt.Sprintf("%s/%d", root, i)
 		ctx, cancel := context.WithTimeout(context.Background(), zktest.Timeout)
 		ps := zc.NewProxies(b)
-		var opts []zklock.Option
+		var opts []zklock.SessionOption
 		if timeout > 0 {
 			opts = append(opts, zklock.WithSessionTimeout(timeout))
 		}
@@ -105,13 +105,14 @@ func runFailover(b *testing.B, zc *zktest.Cluster, kind handoverKind, timeout ti
 		if err != nil {
 			b.Fatal(err)
 		}
-		leader, follower := zklock.NewElection(ls, dir), zklock.NewElection(fs, dir)
-		if err := leader.Campaign(ctx, []byte("leader")); err != nil {
+		leader := zklock.NewElection(ls, dir, zklock.WithValue([]byte("leader")))
+		follower := zklock.NewElection(fs, dir, zklock.WithValue([]byte("follower")))
+		if err := leader.Campaign(ctx); err != nil {
 			b.Fatal(err)
 		}
 		won := make(chan time.Time, 1)
 		go func() {
-			if err := follower.Campaign(ctx, []byte("follower")); err != nil {
+			if err := follower.Campaign(ctx); err != nil {
 				b.Error(err)
 			}
 			won <- time.Now()

@@ -111,12 +111,7 @@ func (m *Mutex) Token() int64 { return m.r.token() }
 func (m *Mutex) Key() string { return m.r.key() }
 
 // Seq returns the sequence number of the current or latest hold's lock node.
-func (m *Mutex) Seq() int32 {
-	if h := m.r.current(); h != nil {
-		return h.seq
-	}
-	return 0
-}
+func (m *Mutex) Seq() int32 { return m.r.seq() }
 
 // Guard returns an operation for Session.Multi that succeeds only while the
 // current hold's lock node exists unchanged: a multi carrying it fails with

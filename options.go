@@ -12,9 +12,9 @@ import (
 	"github.com/zklock/zklock/internal/znode"
 )
 
-// Option configures a Session. An invalid value makes Connect return an
+// SessionOption configures a Session. An invalid value makes Connect return an
 // error wrapping ErrInvalidOption that names it.
-type Option func(*sessionConfig)
+type SessionOption func(*sessionConfig)
 
 type sessionConfig struct {
 	timeout time.Duration
@@ -32,7 +32,7 @@ func defaultConfig() sessionConfig {
 	return sessionConfig{
 		timeout: 10 * time.Second,
 		logger:  slog.New(slog.DiscardHandler),
-		backoff: DefaultBackoff,
+		backoff: DefaultBackoff(),
 		acl:     zk.WorldACL(zk.PermAll),
 		dialer:  net.DialTimeout,
 	}
@@ -46,7 +46,7 @@ func (c *sessionConfig) invalid(format string, args ...any) {
 // server clamps it to its [minSessionTimeout, maxSessionTimeout] range
 // (by default 2 to 20 ticks); the Session works with the negotiated value.
 // The default is 10s.
-func WithSessionTimeout(d time.Duration) Option {
+func WithSessionTimeout(d time.Duration) SessionOption {
 	return func(c *sessionConfig) {
 		if d <= 0 {
 			c.invalid("session timeout %v must be > 0", d)
@@ -64,7 +64,7 @@ func WithSessionTimeout(d time.Duration) Option {
 // The deadline allows for the leader learning of the session up to a tick
 // late, which holds when T is at least five times the servers' tickTime;
 // with a shorter T, add the difference (tickTime − T/5) here.
-func WithLossMargin(d time.Duration) Option {
+func WithLossMargin(d time.Duration) SessionOption {
 	return func(c *sessionConfig) {
 		if d <= 0 {
 			c.invalid("loss margin %v must be > 0", d)
@@ -75,7 +75,7 @@ func WithLossMargin(d time.Duration) Option {
 
 // WithLogger sets the logger for connection events and go-zookeeper's own
 // messages (at debug level). The default discards everything.
-func WithLogger(l *slog.Logger) Option {
+func WithLogger(l *slog.Logger) SessionOption {
 	return func(c *sessionConfig) {
 		if l == nil {
 			c.invalid("logger must not be nil")
@@ -86,8 +86,8 @@ func WithLogger(l *slog.Logger) Option {
 
 // WithBackoff sets the retry policy for operations that fail on a lost
 // connection and for reopening an expired session. The default is
-// DefaultBackoff.
-func WithBackoff(b Backoff) Option {
+// DefaultBackoff().
+func WithBackoff(b Backoff) SessionOption {
 	return func(c *sessionConfig) {
 		if err := b.validate(); err != nil {
 			c.errs = append(c.errs, err)
@@ -99,7 +99,7 @@ func WithBackoff(b Backoff) Option {
 // WithDigestAuth authenticates every ZooKeeper session the Session opens
 // with the digest scheme, so nodes created with a digest or "auth" ACL are
 // accessible. The default is no authentication.
-func WithDigestAuth(user, password string) Option {
+func WithDigestAuth(user, password string) SessionOption {
 	return func(c *sessionConfig) {
 		if user == "" {
 			c.invalid("digest auth user must not be empty")
@@ -110,7 +110,7 @@ func WithDigestAuth(user, password string) Option {
 
 // WithACL sets the ACL of every node the Session and its recipes create,
 // parents included. The default is zk.WorldACL(zk.PermAll).
-func WithACL(acl ...zk.ACL) Option {
+func WithACL(acl ...zk.ACL) SessionOption {
 	return func(c *sessionConfig) {
 		if len(acl) == 0 {
 			c.invalid("ACL must not be empty")
@@ -122,7 +122,7 @@ func WithACL(acl ...zk.ACL) Option {
 // WithChroot puts every path the Session and its recipes use under root, like
 // the chroot suffix of a Java client's connect string. The default is no
 // prefix.
-func WithChroot(root string) Option {
+func WithChroot(root string) SessionOption {
 	return func(c *sessionConfig) {
 		if err := znode.Validate(root); err != nil {
 			c.invalid("chroot: %v", err)
@@ -136,7 +136,7 @@ func WithChroot(root string) Option {
 
 // WithDialer sets how TCP connections to servers are made. The default is
 // net.DialTimeout.
-func WithDialer(d zk.Dialer) Option {
+func WithDialer(d zk.Dialer) SessionOption {
 	return func(c *sessionConfig) {
 		if d == nil {
 			c.invalid("dialer must not be nil")

@@ -431,6 +431,13 @@ func (r *recipe) token() int64 {
 	return 0
 }
 
+func (r *recipe) seq() int32 {
+	if h := r.current(); h != nil {
+		return h.seq
+	}
+	return 0
+}
+
 func (r *recipe) key() string {
 	if h := r.current(); h != nil {
 		return h.key

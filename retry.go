@@ -24,8 +24,12 @@ type Backoff struct {
 	Jitter     float64       // randomisation factor in [0, 1)
 }
 
-// DefaultBackoff is the policy a Session uses unless WithBackoff is given.
-var DefaultBackoff = Backoff{Initial: 50 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2, Jitter: 0.5}
+// DefaultBackoff returns the policy a Session uses unless WithBackoff is
+// given: waits from 50ms, doubling up to 2s, each spread by ±50%. It returns
+// a copy, so callers can start from it and change a field.
+func DefaultBackoff() Backoff {
+	return Backoff{Initial: 50 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2, Jitter: 0.5}
+}
 
 func (b Backoff) validate() error {
 	switch {

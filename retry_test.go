@@ -152,5 +152,5 @@ func TestBackoffValidate(t *testing.T) {
 		err := b.validate()
 		assert.ErrorIs(t, err, ErrInvalidOption, "%+v", b)
 	}
-	assert.NoError(t, DefaultBackoff.validate())
+	assert.NoError(t, DefaultBackoff().validate())
 }

@@ -165,7 +165,7 @@ type inboxEvent struct {
 //
 // If no server answers before ctx ends, Connect returns an error that
 // matches ctx.Err() and carries the last connection error.
-func Connect(ctx context.Context, servers []string, opts ...Option) (*Session, error) {
+func Connect(ctx context.Context, servers []string, opts ...SessionOption) (*Session, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
 		o(&cfg)

@@ -23,7 +23,7 @@ func bounded(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-func connect(t *testing.T, servers []string, opts ...zklock.Option) *zklock.Session {
+func connect(t *testing.T, servers []string, opts ...zklock.SessionOption) *zklock.Session {
 	t.Helper()
 	s, err := zklock.Connect(bounded(t, zktest.Timeout), servers, opts...)
 	require.NoError(t, err, "connect")
@@ -225,7 +225,7 @@ func TestIntegration_DigestACL(t *testing.T) {
 	require.NoError(t, owner.Create(ctx, "/private", nil, 0))
 	require.NoError(t, owner.Create(ctx, "/private/data", []byte("x"), 0))
 
-	for name, opts := range map[string][]zklock.Option{
+	for name, opts := range map[string][]zklock.SessionOption{
 		"anonymous":   {zklock.WithChroot(root)},
 		"wrong-creds": {zklock.WithChroot(root), zklock.WithDigestAuth("mallory", "guess")},
 	} {
@@ -254,7 +254,7 @@ func TestConnectRejectsBadInput(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		servers []string
-		opts    []zklock.Option
+		opts    []zklock.SessionOption
 		names   string
 	}{
 		{"no servers", nil, nil, "server list is empty"},
@@ -263,15 +263,15 @@ func TestConnectRejectsBadInput(t *testing.T) {
 		{"port zero", []string{"h:0"}, nil, `"0"`},
 		{"port too big", []string{"h:65536"}, nil, `"65536"`},
 		{"port not a number", []string{"h:zk"}, nil, `"zk"`},
-		{"zero timeout", good, []zklock.Option{zklock.WithSessionTimeout(0)}, "session timeout 0s"},
-		{"negative timeout", good, []zklock.Option{zklock.WithSessionTimeout(-time.Second)}, "session timeout -1s"},
-		{"zero margin", good, []zklock.Option{zklock.WithLossMargin(0)}, "loss margin 0s"},
-		{"nil logger", good, []zklock.Option{zklock.WithLogger(nil)}, "logger"},
-		{"empty ACL", good, []zklock.Option{zklock.WithACL()}, "ACL"},
-		{"relative chroot", good, []zklock.Option{zklock.WithChroot("app")}, `"app"`},
-		{"nil dialer", good, []zklock.Option{zklock.WithDialer(nil)}, "dialer"},
-		{"empty auth user", good, []zklock.Option{zklock.WithDigestAuth("", "p")}, "digest auth user"},
-		{"bad backoff", good, []zklock.Option{zklock.WithBackoff(zklock.Backoff{})}, "backoff Initial"},
+		{"zero timeout", good, []zklock.SessionOption{zklock.WithSessionTimeout(0)}, "session timeout 0s"},
+		{"negative timeout", good, []zklock.SessionOption{zklock.WithSessionTimeout(-time.Second)}, "session timeout -1s"},
+		{"zero margin", good, []zklock.SessionOption{zklock.WithLossMargin(0)}, "loss margin 0s"},
+		{"nil logger", good, []zklock.SessionOption{zklock.WithLogger(nil)}, "logger"},
+		{"empty ACL", good, []zklock.SessionOption{zklock.WithACL()}, "ACL"},
+		{"relative chroot", good, []zklock.SessionOption{zklock.WithChroot("app")}, `"app"`},
+		{"nil dialer", good, []zklock.SessionOption{zklock.WithDialer(nil)}, "dialer"},
+		{"empty auth user", good, []zklock.SessionOption{zklock.WithDigestAuth("", "p")}, "digest auth user"},
+		{"bad backoff", good, []zklock.SessionOption{zklock.WithBackoff(zklock.Backoff{})}, "backoff Initial"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := zklock.Connect(t.Context(), tc.servers, tc.opts...)

@@ -63,10 +63,10 @@ func electCmd(g *globals, args []string) error {
 		return err
 	}
 	defer s.Close()
-	e := zklock.NewElection(s, path)
+	e := zklock.NewElection(s, path, zklock.WithValue([]byte(*id)))
 
 	for {
-		err := acquire(ctx, sigs, func(ctx context.Context) error { return e.Campaign(ctx, []byte(*id)) },
+		err := acquire(ctx, sigs, func(ctx context.Context) error { return e.Campaign(ctx) },
 			func() { e.Resign(context.Background()) })
 		var ee *exitError
 		switch {

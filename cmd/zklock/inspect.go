@@ -70,7 +70,7 @@ func leaderCmd(g *globals, args []string) error {
 	case err != nil:
 		return &exitError{exitUnavailable, fmt.Sprintf("leader %s: %v", path, err)}
 	}
-	fmt.Fprintf(g.stdout, "%s\n", v)
+	fmt.Fprintf(g.stdout, "%s\n", v.Value)
 	return nil
 }
 

@@ -228,10 +228,10 @@ func pathAndCommand(name string, args []string) (string, []string, error) {
 
 // connect opens a Session, bounded by the session timeout, and maps
 // failure to exit status 69.
-func connect(ctx context.Context, g *globals, opts ...zklock.Option) (*zklock.Session, error) {
+func connect(ctx context.Context, g *globals, opts ...zklock.SessionOption) (*zklock.Session, error) {
 	cctx, cancel := context.WithTimeout(ctx, g.sessionTimeout)
 	defer cancel()
-	opts = append([]zklock.Option{zklock.WithSessionTimeout(g.sessionTimeout)}, opts...)
+	opts = append([]zklock.SessionOption{zklock.WithSessionTimeout(g.sessionTimeout)}, opts...)
 	s, err := zklock.Connect(cctx, g.servers, opts...)
 	if errors.Is(err, zklock.ErrInvalidOption) {
 		return nil, usagef("%v", err)

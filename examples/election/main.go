@@ -318,7 +318,7 @@ func (d *demo) start(ctx context.Context, wg *sync.WaitGroup, c *candidate) erro
 	if err != nil {
 		return fmt.Errorf("%s: connect: %w", c.name, err)
 	}
-	e := zklock.NewElection(s, d.cfg.path)
+	e := zklock.NewElection(s, d.cfg.path, zklock.WithValue([]byte(c.name)))
 	d.mu.Lock()
 	d.live[c] = incarnation{s, e}
 	d.mu.Unlock()
@@ -333,7 +333,7 @@ func (d *demo) start(ctx context.Context, wg *sync.WaitGroup, c *candidate) erro
 // campaign again, until its Session is closed or the demo ends.
 func (d *demo) campaign(ctx context.Context, c *candidate, s *zklock.Session, e *zklock.Election) {
 	for {
-		if err := e.Campaign(ctx, []byte(c.name)); err != nil {
+		if err := e.Campaign(ctx); err != nil {
 			if ctx.Err() != nil || errors.Is(err, zklock.ErrSessionClosed) {
 				return
 			}

@@ -427,7 +427,7 @@ func (b *bench) failover(ctx context.Context, rep *Report) error {
 		return err
 	}
 	defer func() { ls.Close() }() // whichever Session leads last
-	if err := le.Campaign(ctx, nil); err != nil {
+	if err := le.Campaign(ctx); err != nil {
 		return err
 	}
 
@@ -474,7 +474,7 @@ func (b *bench) handover(ctx context.Context, watcher *zk.Conn, dir string, ls *
 	}
 	wonc := make(chan won, 1)
 	go func() {
-		err := fe.Campaign(ctx, nil)
+		err := fe.Campaign(ctx)
 		wonc <- won{time.Now(), err}
 	}()
 	// The Campaign goroutine ends when it leads, or when ctx ends or fs is

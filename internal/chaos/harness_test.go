@@ -424,8 +424,8 @@ func (r *rig) singleLeader() (ok bool, key, note string) {
 	defer cancel()
 	v, err := r.observer.Leader(ctx)
 	want := candidateValue(term.Client)
-	if err != nil || string(v) != want {
-		return false, "", fmt.Sprintf("Leader returned %q, %v; want %q", v, err, want)
+	if err != nil || string(v.Value) != want {
+		return false, "", fmt.Sprintf("Leader returned %q, %v; want %q", v.Value, err, want)
 	}
 	return true, term.Key, "leader " + want
 }
