@@ -9,7 +9,6 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/zklock/zklock/internal/seqnode"
-	"github.com/zklock/zklock/internal/znode"
 )
 
 // Election is leader election among candidates on a ZooKeeper path,
@@ -23,9 +22,21 @@ import (
 //
 // An Election is safe for concurrent use. It campaigns at most once at a
 // time; use one Election per candidate.
+//
+// Build it with NewElection; the zero value is not usable.
 type Election struct {
+	s     *Session
 	r     *recipe
 	value []byte
+}
+
+// electionKind: latch nodes, queued only with other latch nodes.
+var electionKind = kind{
+	op:     "campaign",
+	prefix: seqnode.LatchPrefix,
+	queues: func(k seqnode.Kind) bool { return k == seqnode.Latch },
+	lost:   ErrLeadershipLost,
+	free:   ErrNotLeader,
 }
 
 // ElectionOption configures an Election.
@@ -49,8 +60,8 @@ type Term struct {
 // does no I/O; an invalid path is reported by the methods that do.
 func NewElection(s *Session, path string, opts ...ElectionOption) *Election {
 	e := &Election{
-		r: newRecipe(s, "campaign", path, seqnode.LatchPrefix,
-			func(k seqnode.Kind) bool { return k == seqnode.Latch }, ErrLeadershipLost, ErrNotLeader),
+		s:     s,
+		r:     newRecipe(s, path, electionKind),
 		value: defaultIdentity(),
 	}
 	for _, o := range opts {
@@ -122,69 +133,27 @@ func (e *Election) Guard() *zk.CheckVersionRequest { return e.r.guard() }
 // Leader returns the current leader's term, the same value Observe sends,
 // or ErrNoLeader when no candidate is in the election.
 func (e *Election) Leader(ctx context.Context) (Term, error) {
-	return e.leader(ctx, nil)
+	t, _, err := e.leader(ctx, false)
+	return t, err
 }
 
 // leader reads the current term; with watch set it also returns a watch on
-// the election's children (or on the path, while it does not exist).
-func (e *Election) leader(ctx context.Context, watch *<-chan zk.Event) (Term, error) {
+// the election's children (or on the path, while it does not exist), and
+// errRelist when the leader changed while read.
+func (e *Election) leader(ctx context.Context, watch bool) (Term, <-chan zk.Event, error) {
 	if e.r.perr != nil {
-		return Term{}, e.r.perr
+		return Term{}, nil, e.r.perr
 	}
-	type listing struct {
-		kids  []string
-		watch <-chan zk.Event
+	f, w, err := e.r.q.head(ctx, watch)
+	switch {
+	case errors.Is(err, errEmptyQueue):
+		return Term{}, w, ErrNoLeader
+	case errors.Is(err, errRelist):
+		return Term{}, w, err
+	case err != nil:
+		return Term{}, nil, fmt.Errorf("zklock: leader %s: %w", e.r.path, err)
 	}
-	for {
-		l, err := do(ctx, e.r.s, func(c *zk.Conn) (listing, error) {
-			if watch == nil {
-				kids, _, err := c.Children(e.r.full)
-				if errors.Is(err, zk.ErrNoNode) {
-					return listing{}, nil // no election yet
-				}
-				return listing{kids: kids}, err
-			}
-			for {
-				kids, _, w, err := c.ChildrenW(e.r.full)
-				if !errors.Is(err, zk.ErrNoNode) {
-					return listing{kids, w}, err
-				}
-				// No election yet: watch for the path to appear.
-				ok, _, w, err := c.ExistsW(e.r.full)
-				if err != nil {
-					return listing{}, err
-				}
-				if !ok {
-					return listing{watch: w}, nil
-				}
-			}
-		})
-		if err != nil {
-			return Term{}, fmt.Errorf("zklock: leader %s: %w", e.r.path, err)
-		}
-		if watch != nil {
-			*watch = l.watch
-		}
-		cands := seqnode.Contenders(l.kids, e.r.keep)
-		if len(cands) == 0 {
-			return Term{}, ErrNoLeader
-		}
-		p := e.r.full + "/" + cands[0].Name
-		r, err := do(ctx, e.r.s, func(c *zk.Conn) (dataStat, error) {
-			data, st, err := c.Get(p)
-			return dataStat{data, st}, err
-		})
-		if errors.Is(err, zk.ErrNoNode) {
-			if watch != nil {
-				return Term{}, errRelist // the watch fires for this change
-			}
-			continue
-		}
-		if err != nil {
-			return Term{}, fmt.Errorf("zklock: leader %s: %w", e.r.path, err)
-		}
-		return Term{Value: r.data, Key: znode.Strip(e.r.s.cfg.chroot, p), Token: r.st.Czxid}, nil
-	}
+	return Term{Value: f.data, Key: e.r.q.key(f.name), Token: f.czxid}, w, nil
 }
 
 // term runs fn with a context that ends when leadership ends or ctx ends,
@@ -198,10 +167,6 @@ func (e *Election) term(ctx context.Context, fn func(context.Context) error) err
 	return fn(lctx)
 }
 
-// errRelist: the leader changed while being read; the pending watch reports
-// the change.
-var errRelist = errors.New("zklock: leader changed while read")
-
 // Observe returns a channel that receives the Term of the leader at the
 // time of the call (read before Observe returns, if there is one), then
 // every later leader's, in order: a Term is sent each time a different node
@@ -212,32 +177,25 @@ var errRelist = errors.New("zklock: leader changed while read")
 // Session, which joins it in Close.
 func (e *Election) Observe(ctx context.Context) <-chan Term {
 	out := make(chan Term)
-	s := e.r.s
 	var first *Term
-	var watch <-chan zk.Event
-	if t, err := e.leader(ctx, &watch); err == nil {
+	t, watch, err := e.leader(ctx, true)
+	if err == nil {
 		first = &t
 	} else if !errors.Is(err, ErrNoLeader) {
 		watch = nil // the goroutine reads again
 	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		close(out)
-		return out
-	}
-	s.wg.Add(1)
-	s.mu.Unlock()
 	// Owner: the Session; stopped by ctx or Close; joined by Close.
-	go func() {
-		defer s.wg.Done()
+	err = e.s.own.spawn(func() {
 		defer close(out)
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		stop := context.AfterFunc(s.life, cancel)
+		stop := context.AfterFunc(e.s.life, cancel)
 		defer stop()
 		e.observe(ctx, out, first, watch)
-	}()
+	})
+	if err != nil { // closed
+		close(out)
+	}
 	return out
 }
 
@@ -247,15 +205,14 @@ func (e *Election) observe(ctx context.Context, out chan<- Term, first *Term, wa
 	if first != nil {
 		queue, last = append(queue, *first), first.Key
 	}
-	bo := e.r.s.cfg.backoff.newBackOff(e.r.s.clk)
+	bo := e.s.cfg.backoff.newBackOff(e.s.clk)
 	var retryAt timer
 	defer retryAt.stop()
 	look := watch == nil
 	for {
 		if look {
 			look = false
-			var w <-chan zk.Event
-			t, err := e.leader(ctx, &w)
+			t, w, err := e.leader(ctx, true)
 			switch {
 			case err == nil || errors.Is(err, ErrNoLeader):
 				watch = w
@@ -269,7 +226,7 @@ func (e *Election) observe(ctx context.Context, out chan<- Term, first *Term, wa
 			case ctx.Err() != nil:
 				return
 			default:
-				e.r.s.cfg.logger.Debug("zklock: observe: reading leader failed; retrying", "path", e.r.path, "err", err)
+				e.s.cfg.logger.Debug("zklock: observe: reading leader failed; retrying", "path", e.r.path, "err", err)
 				watch = nil
 				retryAt.set(bo.NextBackOff())
 			}
@@ -305,7 +262,7 @@ func (e *Election) observe(ctx context.Context, out chan<- Term, first *Term, wa
 // Run returns when ctx ends, with an error matching ctx.Err(), or when the
 // Session is closed.
 func (e *Election) Run(ctx context.Context, fn func(leaderCtx context.Context) error) error {
-	s := e.r.s
+	s := e.s
 	bo := s.cfg.backoff.newBackOff(s.clk)
 	for {
 		if err := e.Campaign(ctx); err != nil {

@@ -59,3 +59,14 @@ var ErrBusy = errors.New("zklock: already held or being acquired")
 // ErrLeadershipLost is the cause of a leadership that ended without Resign.
 // Like ErrLockLost it is wrapped together with the reason.
 var ErrLeadershipLost = errors.New("zklock: leadership lost")
+
+// errNotListed: a request pipelined behind a create was not sent, because
+// the create was not; the caller lists again.
+var errNotListed = errors.New("zklock: listing not sent")
+
+// errEmptyQueue: a queue has no contender.
+var errEmptyQueue = errors.New("zklock: no contender")
+
+// errRelist: the first contender went while it was read; the pending watch
+// reports the change.
+var errRelist = errors.New("zklock: first contender changed while read")

@@ -9,7 +9,6 @@ import (
 // release, or when lost; its channel, context and error change together.
 type hold struct {
 	g     *generation
-	dir   string // full path of the parent
 	name  string // our node
 	key   string // our node's path under the chroot
 	seq   int32
@@ -27,8 +26,9 @@ type hold struct {
 	exited chan struct{}      // closed when the monitor has returned
 }
 
-func newHold(parent context.Context, g *generation, dir, name, key string, seq int32, token int64) *hold {
-	h := &hold{g: g, dir: dir, name: name, key: key, seq: seq, token: token, done: make(chan struct{}), exited: make(chan struct{})}
+// newHold starts a hold; its context carries parent's values.
+func newHold(parent context.Context, g *generation, name, key string, seq int32, token int64) *hold {
+	h := &hold{g: g, name: name, key: key, seq: seq, token: token, done: make(chan struct{}), exited: make(chan struct{})}
 	h.ctx, h.cancel = context.WithCancelCause(context.WithoutCancel(parent))
 	return h
 }

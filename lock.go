@@ -26,6 +26,15 @@ type Mutex struct {
 	data []byte
 }
 
+// mutexKind: lock nodes, queued with every lock shape a peer writes.
+var mutexKind = kind{
+	op:     "lock",
+	prefix: seqnode.LockPrefix,
+	queues: func(k seqnode.Kind) bool { return k != seqnode.Latch },
+	lost:   ErrLockLost,
+	free:   ErrNotLocked,
+}
+
 // MutexOption configures a Mutex.
 type MutexOption func(*Mutex)
 
@@ -41,8 +50,7 @@ func WithData(data []byte) MutexOption {
 // TryLock.
 func NewMutex(s *Session, path string, opts ...MutexOption) *Mutex {
 	m := &Mutex{
-		r: newRecipe(s, "lock", path, seqnode.LockPrefix,
-			func(k seqnode.Kind) bool { return k != seqnode.Latch }, ErrLockLost, ErrNotLocked),
+		r:    newRecipe(s, path, mutexKind),
 		data: defaultIdentity(),
 	}
 	for _, o := range opts {

@@ -11,12 +11,6 @@ import (
 	"github.com/zklock/zklock/internal/znode"
 )
 
-// The node operations below apply the Session's chroot and ACL, wait for a
-// usable ZooKeeper session, and retry per the backoff policy when the
-// connection is lost, until ctx ends. Errors wrap go-zookeeper's sentinels
-// (zk.ErrNoNode, zk.ErrNoAuth, ...), so errors.Is works on them; an error
-// the server decided (no node, no auth, bad version) is never retried.
-
 func (s *Session) abs(op, p string) (string, error) {
 	if err := znode.Validate(p); err != nil {
 		return "", fmt.Errorf("zklock: %s: %w: %w", op, ErrInvalidPath, err)
@@ -39,7 +33,7 @@ func (s *Session) Create(ctx context.Context, p string, data []byte, flags int32
 		return fmt.Errorf("zklock: create %q: %w: flags %d (want 0 or zk.FlagEphemeral)", p, ErrInvalidOption, flags)
 	}
 	var attempts atomic.Int32 // an abandoned attempt may still run
-	_, err = do(ctx, s, func(c *zk.Conn) (none, error) {
+	_, err = do(ctx, s.gens, func(c *zk.Conn) (none, error) {
 		retried := attempts.Add(1) > 1
 		_, err := c.Create(full, data, flags, s.cfg.acl)
 		if errors.Is(err, zk.ErrNodeExists) && retried && flags == zk.FlagEphemeral {
@@ -62,7 +56,7 @@ func (s *Session) Get(ctx context.Context, p string) ([]byte, *zk.Stat, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	r, err := do(ctx, s, func(c *zk.Conn) (dataStat, error) {
+	r, err := do(ctx, s.gens, func(c *zk.Conn) (dataStat, error) {
 		data, st, err := c.Get(full)
 		return dataStat{data, st}, err
 	})
@@ -78,7 +72,7 @@ func (s *Session) Set(ctx context.Context, p string, data []byte, version int32)
 	if err != nil {
 		return nil, err
 	}
-	st, err := do(ctx, s, func(c *zk.Conn) (*zk.Stat, error) {
+	st, err := do(ctx, s.gens, func(c *zk.Conn) (*zk.Stat, error) {
 		return c.Set(full, data, version)
 	})
 	if err != nil {
@@ -95,7 +89,7 @@ func (s *Session) Delete(ctx context.Context, p string, version int32) error {
 		return err
 	}
 	var attempts atomic.Int32
-	_, err = do(ctx, s, func(c *zk.Conn) (none, error) {
+	_, err = do(ctx, s.gens, func(c *zk.Conn) (none, error) {
 		retried := attempts.Add(1) > 1
 		err := c.Delete(full, version)
 		if errors.Is(err, zk.ErrNoNode) && retried {
@@ -115,7 +109,7 @@ func (s *Session) Exists(ctx context.Context, p string) (bool, *zk.Stat, error) 
 	if err != nil {
 		return false, nil, err
 	}
-	st, err := do(ctx, s, func(c *zk.Conn) (*zk.Stat, error) {
+	st, err := do(ctx, s.gens, func(c *zk.Conn) (*zk.Stat, error) {
 		ok, st, err := c.Exists(full)
 		if !ok {
 			st = nil
@@ -134,7 +128,7 @@ func (s *Session) Children(ctx context.Context, p string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	names, err := do(ctx, s, func(c *zk.Conn) ([]string, error) {
+	names, err := do(ctx, s.gens, func(c *zk.Conn) ([]string, error) {
 		names, _, err := c.Children(full)
 		return names, err
 	})
@@ -182,11 +176,11 @@ func (s *Session) Multi(ctx context.Context, ops ...any) ([]zk.MultiResponse, er
 		}
 		*p = full
 	}
-	g, err := s.current(ctx)
+	g, err := s.gens.current(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("zklock: multi: %w", err)
 	}
-	res, err := call(ctx, s, g, func(c *zk.Conn) ([]zk.MultiResponse, error) {
+	res, err := call(ctx, g, func(c *zk.Conn) ([]zk.MultiResponse, error) {
 		return c.Multi(rewritten...)
 	})
 	if err != nil {

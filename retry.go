@@ -130,3 +130,23 @@ func retry(ctx context.Context, policy Backoff, clk clock, op func(context.Conte
 		}
 	}
 }
+
+// timer is a resettable one-shot timer whose channel is nil when unset, for
+// use in a select loop.
+type timer struct {
+	t *time.Timer
+	c <-chan time.Time
+}
+
+func (t *timer) set(d time.Duration) {
+	t.stop()
+	t.t = time.NewTimer(max(d, 0))
+	t.c = t.t.C
+}
+
+func (t *timer) stop() {
+	if t.t != nil {
+		t.t.Stop()
+	}
+	t.t, t.c = nil, nil
+}

@@ -1,0 +1,538 @@
+package zklock
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"path"
+	"sync"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/zklock/zklock/internal/seqnode"
+	"github.com/zklock/zklock/internal/znode"
+)
+
+// cleanupTimeout bounds the synchronous delete of a node a recipe no longer
+// wants; past it the delete goes to the Session's cleaner.
+const cleanupTimeout = 2 * time.Second
+
+// newID returns a random (version 4) UUID in its 36-character text form.
+func newID() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand doc)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// queue is the contenders' queue under one directory: every ZooKeeper
+// operation of the lock-node protocol. Contenders are ephemeral sequential
+// children with protected names; the order is their parsed sequence
+// numbers (internal/seqnode).
+type queue struct {
+	dir     string                  // full path, chroot applied
+	chroot  string                  // for the paths callers see
+	prefix  func(id string) string  // the name our nodes get before the sequence number
+	queues  func(seqnode.Kind) bool // which children queue with ours
+	acl     []zk.ACL
+	newID   func() string
+	gens    *generations
+	cleaner *cleaner
+}
+
+// key returns the path of child name as callers see it, under the chroot.
+func (q *queue) key(name string) string { return znode.Strip(q.chroot, q.dir+"/"+name) }
+
+// queued is a node enqueue created, and, when the create went through at
+// the first try, what the requests pipelined behind it saw.
+type queued struct {
+	name  string
+	kids  []string   // the parent's children just after the create; nil if unknown
+	czxid int64      // from the create's reply; valid with kids
+	self  *selfCheck // a watch set on our node right behind the create, if any
+}
+
+// seqGuess is the sequence number a create is expected to get, if any.
+type seqGuess struct {
+	seq int32
+	ok  bool
+}
+
+// selfCheck is what an ExistsW on our own node returned.
+type selfCheck struct {
+	ok    bool
+	st    *zk.Stat
+	watch <-chan zk.Event
+}
+
+// live reports whether sc is a check of our node that still vouches for it:
+// the node existed when checked and its watch has not fired since, so it
+// has not been deleted (a deletion fires the watch). Its name, which
+// carries this attempt's random id and a sequence number ZooKeeper gives
+// out once per directory, was never another node's, so the check's owner
+// and czxid are still the node's.
+func (sc *selfCheck) live() bool {
+	return sc != nil && sc.ok && !fired(sc.watch)
+}
+
+// fired reports whether a one-shot watch has delivered its event.
+func fired(watch <-chan zk.Event) bool {
+	select {
+	case <-watch:
+		return true
+	default:
+		return false
+	}
+}
+
+// enqueue creates our ephemeral sequential node on generation g, named
+// prefix(id) plus ZooKeeper's sequence number, creating the directory and
+// its parents as container nodes when missing.
+//
+// The directory's children are listed in the same round trip: the listing
+// is sent as soon as the create's bytes are written, so the server handles
+// it after the create, and an uncontended caller learns it is first without
+// waiting for a second reply.
+//
+// A create whose reply is lost may still have happened. enqueue then looks
+// the node up by its id, and accepts a node only if g's session owns it: a
+// node with the same id left by another session is never taken as ours.
+// If enqueue fails after a create may have happened, it leaves the cleaner
+// the duty to delete whatever node carries the id.
+//
+// With a guess of the sequence number, a watch on the node by that name is
+// set in the same round trip; q.self has it if the guess was right.
+func (q *queue) enqueue(ctx context.Context, g *generation, data []byte, guess seqGuess) (queued, error) {
+	id := q.newID()
+	full := q.dir + "/" + q.prefix(id)
+	var out queued
+	maybeCreated := false
+	err := retry(ctx, g.policy, g.clk, func(ctx context.Context) error {
+		if maybeCreated {
+			n, err := q.findOwn(ctx, g, id)
+			if err != nil || n != "" {
+				out = queued{name: n}
+				return err
+			}
+		}
+		for range 3 { // a missing parent, or a container emptied and removed under us
+			maybeCreated = true
+			created, err := q.createAndList(ctx, g, full, data, guess)
+			switch {
+			case err == nil:
+				out = created
+				return nil
+			case errors.Is(err, zk.ErrNoNode):
+				maybeCreated = false
+				if err := q.ensureDir(ctx, g); err != nil {
+					return err
+				}
+				continue
+			case g.ended():
+				return permanent(g.err)
+			}
+			return err
+		}
+		return fmt.Errorf("zklock: parent %q keeps disappearing", q.dir)
+	})
+	if err != nil {
+		if maybeCreated && !g.ended() {
+			q.cleaner.add(duty{g: g, what: q.dir + "/" + q.prefix(id) + "*", del: func(ctx context.Context) error {
+				_, err := call(ctx, g, func(c *zk.Conn) (none, error) {
+					names, err := ownedWithID(c, q.dir, id, g.sessionID)
+					for _, n := range names {
+						if err == nil {
+							err = deleteIfThere(c, q.dir+"/"+n)
+						}
+					}
+					return none{}, err
+				})
+				return err
+			}})
+		}
+		return queued{}, err
+	}
+	return out, nil
+}
+
+// createAndList sends the create, then the listing of the directory right
+// behind it, and with a guess of the sequence number a watch on the node by
+// that name: the guessed name carries this create's random id, so only this
+// create can have made it. Without the guess, the watch on our node would
+// take a request of its own once the lock is granted, which would sit
+// ahead of the release's delete.
+func (q *queue) createAndList(ctx context.Context, g *generation, full string, data []byte, guess seqGuess) (queued, error) {
+	tr := g.tap.TraceCreate(full)
+	defer g.tap.Untrace(tr)
+	createDone := make(chan struct{})
+	// behind runs op once the create's bytes are written, so the server
+	// handles it after the create; if the create was not sent, op is not
+	// sent either.
+	behind := func(op func() error) error {
+		select {
+		case <-tr.Sent():
+		case <-createDone:
+			// The create may have been sent all the same, and answered
+			// before this goroutine ran (many acquisitions at once).
+			select {
+			case <-tr.Sent():
+			default:
+				return errNotListed
+			}
+		}
+		return op()
+	}
+	listed, err := start(g, func(c *zk.Conn) (kids []string, err error) {
+		err = behind(func() error {
+			kids, _, err = c.Children(q.dir)
+			return err
+		})
+		return kids, err
+	})
+	if err != nil {
+		return queued{}, err
+	}
+	guessed := ""
+	var checked <-chan outcome[selfCheck]
+	if guess.ok {
+		guessed = fmt.Sprintf("%s%010d", full, guess.seq)
+		checked, err = start(g, func(c *zk.Conn) (sc selfCheck, err error) {
+			err = behind(func() error {
+				// GetW sets no watch on a node that does not exist.
+				_, st, w, err := c.GetW(guessed)
+				if err == nil {
+					sc = selfCheck{ok: true, st: st, watch: w}
+				}
+				return err
+			})
+			return sc, err
+		})
+		if err != nil {
+			close(createDone)
+			return queued{}, err
+		}
+	}
+	created, err := call(ctx, g, func(c *zk.Conn) (string, error) {
+		return c.Create(full, data, zk.FlagEphemeral|zk.FlagSequence, q.acl)
+	})
+	close(createDone)
+	kids, lerr := wait(ctx, g, listed)
+	var sc selfCheck
+	var serr error = errNotListed
+	if checked != nil {
+		sc, serr = wait(ctx, g, checked)
+	}
+	if err != nil {
+		return queued{}, err
+	}
+	out := queued{name: path.Base(created)}
+	if czxid, ok := g.tap.Zxid(tr); ok && lerr == nil {
+		out.kids, out.czxid = kids, czxid
+	}
+	if serr == nil && sc.ok && created == guessed {
+		out.self = &sc
+	}
+	return out, nil
+}
+
+// findOwn returns the name of g's node in the queue that carries id, or "".
+func (q *queue) findOwn(ctx context.Context, g *generation, id string) (string, error) {
+	found, err := call(ctx, g, func(c *zk.Conn) ([]string, error) {
+		// Sync first: the server we reconnected to may not have applied
+		// our create yet, though the leader has.
+		if _, err := c.Sync(q.dir); err != nil {
+			return nil, err
+		}
+		return ownedWithID(c, q.dir, id, g.sessionID)
+	})
+	if err != nil {
+		if g.ended() {
+			return "", permanent(g.err)
+		}
+		return "", err
+	}
+	if len(found) == 0 {
+		return "", nil
+	}
+	nodes := seqnode.Contenders(found, func(seqnode.Kind) bool { return true })
+	for _, extra := range nodes[1:] { // only possible if a retried create landed twice
+		q.handOver(g, extra.Name)
+	}
+	return nodes[0].Name, nil
+}
+
+// ownedWithID lists the children of dir that carry protected id and are
+// ephemeral nodes of session sid.
+func ownedWithID(c *zk.Conn, dir, id string, sid int64) ([]string, error) {
+	kids, _, err := c.Children(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, k := range kids {
+		if !seqnode.HasID(k, id) {
+			continue
+		}
+		ok, st, err := c.Exists(dir + "/" + k)
+		if err != nil {
+			return nil, err
+		}
+		if ok && st.EphemeralOwner == sid {
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
+
+// ensureDir creates the directory and missing parents as container nodes,
+// which ZooKeeper removes once they are empty, so lock directories do not
+// pile up.
+func (q *queue) ensureDir(ctx context.Context, g *generation) error {
+	var mk func(p string) error
+	mk = func(p string) error {
+		if p == "/" {
+			return nil
+		}
+		_, err := call(ctx, g, func(c *zk.Conn) (string, error) {
+			return c.CreateContainer(p, nil, zk.FlagContainer, q.acl)
+		})
+		if errors.Is(err, zk.ErrNoNode) {
+			if err := mk(znode.Parent(p)); err != nil {
+				return err
+			}
+			return mk(p)
+		}
+		if errors.Is(err, zk.ErrNodeExists) {
+			return nil
+		}
+		return err
+	}
+	return mk(q.dir)
+}
+
+// look lists the contenders and, unless self still vouches for our own
+// node, checks our node in the same round trip: both requests are sent
+// before either reply arrives. The check confirms, before granting, that
+// our node exists and belongs to g's ZooKeeper session, reads its creation
+// zxid for the fencing token, and sets the watch that tells a holder its
+// node was deleted. Whichever request the server handles first, a node
+// found first in the listing and existing in the check was first while it
+// existed. With a live check, the listing alone shows our node still there.
+func (q *queue) look(ctx context.Context, g *generation, name string, self *selfCheck) ([]string, *selfCheck, error) {
+	if self.live() {
+		kids, err := doOn(ctx, g, func(c *zk.Conn) ([]string, error) {
+			kids, _, err := c.Children(q.dir)
+			return kids, err
+		})
+		return kids, self, err
+	}
+	type looked struct {
+		kids []string
+		self selfCheck
+	}
+	l, err := doOn(ctx, g, func(c *zk.Conn) (looked, error) {
+		var l looked
+		var listErr, err error
+		var wg sync.WaitGroup
+		wg.Add(1)
+		// Owner: this call; joined below before it returns.
+		go func() {
+			defer wg.Done()
+			l.kids, _, listErr = c.Children(q.dir)
+		}()
+		l.self.ok, l.self.st, l.self.watch, err = c.ExistsW(q.dir + "/" + name)
+		wg.Wait()
+		return l, errors.Join(listErr, err)
+	})
+	sc := l.self // not &l.self, which would keep the listing as long as the check
+	return l.kids, &sc, err
+}
+
+// watchAhead watches the node ahead of ours and, unless *self still vouches
+// for our own node, checks our node too, in the same round trip. A nil event
+// channel means the node ahead is already gone.
+func (q *queue) watchAhead(ctx context.Context, g *generation, ahead, name string, self **selfCheck) (<-chan zk.Event, error) {
+	checkSelf := !(*self).live()
+	type watched struct {
+		ev   <-chan zk.Event
+		self selfCheck
+	}
+	w, err := doOn(ctx, g, func(c *zk.Conn) (watched, error) {
+		var w watched
+		var aheadErr, selfErr error
+		// GetW, not ExistsW: on a node already gone ExistsW would leave a
+		// watch for its creation, which never comes, in the server and in
+		// go-zookeeper until the session ends.
+		watch := func() {
+			_, _, w.ev, aheadErr = c.GetW(q.dir + "/" + ahead)
+			if errors.Is(aheadErr, zk.ErrNoNode) {
+				w.ev, aheadErr = nil, nil
+			}
+		}
+		if !checkSelf {
+			watch()
+			return w, aheadErr
+		}
+		var wg sync.WaitGroup
+		wg.Add(1)
+		// Owner: this call; joined below before it returns. Both requests
+		// are sent before either reply arrives.
+		go func() {
+			defer wg.Done()
+			watch()
+		}()
+		w.self.ok, w.self.st, w.self.watch, selfErr = c.ExistsW(q.dir + "/" + name)
+		wg.Wait()
+		return w, errors.Join(aheadErr, selfErr)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if checkSelf {
+		sc := w.self
+		*self = &sc
+	}
+	return w.ev, nil
+}
+
+// watchSelf checks our node and sets a watch on it, which fires when it is
+// deleted or changed.
+func (q *queue) watchSelf(ctx context.Context, g *generation, name string) (selfCheck, error) {
+	return doOn(ctx, g, func(c *zk.Conn) (selfCheck, error) {
+		ok, st, w, err := c.ExistsW(q.dir + "/" + name)
+		return selfCheck{ok, st, w}, err
+	})
+}
+
+// front is the first contender of the queue, as read by head.
+type front struct {
+	name  string
+	data  []byte
+	czxid int64
+}
+
+// head reads the first contender on the current ZooKeeper session (any
+// one: the reader holds nothing), or errEmptyQueue. With watch set it also
+// returns a watch on the children (or on the directory, while it does not
+// exist); when the first contender goes while it is read, it returns
+// errRelist and the watch, which fires for that change.
+func (q *queue) head(ctx context.Context, watch bool) (front, <-chan zk.Event, error) {
+	type listing struct {
+		kids  []string
+		watch <-chan zk.Event
+	}
+	type dataStat struct {
+		data []byte
+		st   *zk.Stat
+	}
+	for {
+		l, err := do(ctx, q.gens, func(c *zk.Conn) (listing, error) {
+			if !watch {
+				kids, _, err := c.Children(q.dir)
+				if errors.Is(err, zk.ErrNoNode) {
+					return listing{}, nil // no queue yet
+				}
+				return listing{kids: kids}, err
+			}
+			for {
+				kids, _, w, err := c.ChildrenW(q.dir)
+				if !errors.Is(err, zk.ErrNoNode) {
+					return listing{kids, w}, err
+				}
+				// No queue yet: watch for the directory to appear.
+				ok, _, w, err := c.ExistsW(q.dir)
+				if err != nil {
+					return listing{}, err
+				}
+				if !ok {
+					return listing{watch: w}, nil
+				}
+			}
+		})
+		if err != nil {
+			return front{}, nil, err
+		}
+		nodes := seqnode.Contenders(l.kids, q.queues)
+		if len(nodes) == 0 {
+			return front{}, l.watch, errEmptyQueue
+		}
+		name := nodes[0].Name
+		r, err := do(ctx, q.gens, func(c *zk.Conn) (dataStat, error) {
+			data, st, err := c.Get(q.dir + "/" + name)
+			return dataStat{data, st}, err
+		})
+		if errors.Is(err, zk.ErrNoNode) {
+			if watch {
+				return front{}, l.watch, errRelist
+			}
+			continue
+		}
+		if err != nil {
+			return front{}, nil, err
+		}
+		return front{name: name, data: r.data, czxid: r.st.Czxid}, l.watch, nil
+	}
+}
+
+// discard deletes a node of g that is no longer wanted: at once when it
+// can, else through the cleaner. An ended generation's ephemeral nodes go
+// with its ZooKeeper session.
+func (q *queue) discard(ctx context.Context, g *generation, name string) {
+	if g.ended() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if err := q.deleteOn(ctx, g, name); err != nil {
+		q.handOver(g, name)
+	}
+}
+
+// release deletes the node of a hold being given up, bounded by ctx and
+// cleanupTimeout; if that does not succeed, the cleaner takes over. A
+// release never waits for a connection to come back.
+func (q *queue) release(ctx context.Context, g *generation, name string) {
+	if g.ended() {
+		return
+	}
+	if q.gens.suspended() {
+		q.handOver(g, name)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
+	defer cancel()
+	if err := q.deleteOn(ctx, g, name); err != nil && !g.ended() {
+		q.handOver(g, name)
+	}
+}
+
+// deleteOn deletes our node name on generation g, retrying on a lost
+// connection.
+func (q *queue) deleteOn(ctx context.Context, g *generation, name string) error {
+	_, err := doOn(ctx, g, func(c *zk.Conn) (none, error) {
+		return none{}, deleteIfThere(c, q.dir+"/"+name)
+	})
+	return err
+}
+
+// handOver gives the delete of our node name to the cleaner.
+func (q *queue) handOver(g *generation, name string) {
+	p := q.dir + "/" + name
+	q.cleaner.add(duty{g: g, what: p, del: func(ctx context.Context) error {
+		_, err := call(ctx, g, func(c *zk.Conn) (none, error) {
+			return none{}, deleteIfThere(c, p)
+		})
+		return err
+	}})
+}
+
+// deleteIfThere deletes p; a node already gone counts as deleted.
+func deleteIfThere(c *zk.Conn, p string) error {
+	if err := c.Delete(p, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+		return err
+	}
+	return nil
+}

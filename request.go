@@ -1,0 +1,105 @@
+package zklock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// outcome is what an operation started by start returned.
+type outcome[T any] struct {
+	v   T
+	err error
+}
+
+// none is the result type of operations that return only an error.
+type none = struct{}
+
+// start runs op on g's connection in a goroutine the Session owns and
+// returns at once, so several requests can be in flight together
+// (goroutines give no order: a caller that needs one enforces it inside op).
+// The channel gets op's outcome; wait takes it. go-zookeeper's calls take no
+// context, so the request completes in the background, at the latest when
+// the connection is closed, whoever waits for it.
+func start[T any](g *generation, op func(*zk.Conn) (T, error)) (<-chan outcome[T], error) {
+	res := make(chan outcome[T], 1) // never blocks the goroutine
+	// Owner: the Session; ends when go-zookeeper answers or fails the
+	// request; joined by Close.
+	err := g.own.spawn(func() {
+		v, err := op(g.conn)
+		res <- outcome[T]{v, err}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// wait returns the outcome of an operation started on g, unless ctx or g
+// ends first.
+func wait[T any](ctx context.Context, g *generation, res <-chan outcome[T]) (T, error) {
+	var zero T
+	select {
+	case r := <-res:
+		return r.v, r.err
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	case <-g.done:
+		return zero, fmt.Errorf("%w: %w", errGenerationEnded, g.err)
+	}
+}
+
+// call runs op on g's connection and waits for it, until ctx or g ends.
+// op's results reach the caller only through call's return values, so a
+// request abandoned here can never overwrite the results of a later
+// attempt.
+func call[T any](ctx context.Context, g *generation, op func(*zk.Conn) (T, error)) (T, error) {
+	res, err := start(g, op)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return wait(ctx, g, res)
+}
+
+// doOn runs op on generation g, retrying on a lost connection. If g ends,
+// it fails with g's cause: whatever op was for is void in a new ZooKeeper
+// session.
+func doOn[T any](ctx context.Context, g *generation, op func(*zk.Conn) (T, error)) (T, error) {
+	var out T
+	err := retry(ctx, g.policy, g.clk, func(ctx context.Context) error {
+		v, err := call(ctx, g, op)
+		if err != nil && g.ended() && ctx.Err() == nil {
+			return permanent(g.err)
+		}
+		if err == nil {
+			out = v
+		}
+		return err
+	})
+	return out, err
+}
+
+// do runs op on the current ZooKeeper session, retrying per the backoff
+// policy on a lost connection, and on the next ZooKeeper session if the
+// current one ends. op must be safe to repeat.
+func do[T any](ctx context.Context, gs *generations, op func(*zk.Conn) (T, error)) (T, error) {
+	var out T
+	err := retry(ctx, gs.cfg.backoff, gs.clk, func(ctx context.Context) error {
+		g, err := gs.current(ctx)
+		if err != nil {
+			return permanent(err)
+		}
+		v, err := call(ctx, g, op)
+		if err != nil && ctx.Err() == nil && g.ended() && !errors.Is(err, errGenerationEnded) {
+			err = fmt.Errorf("%w: %w", errGenerationEnded, err)
+		}
+		if err == nil {
+			out = v
+		}
+		return err
+	})
+	return out, err
+}
