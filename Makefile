@@ -16,6 +16,15 @@ test:
 unit:
 	$(GO) test -short $(TEST_FLAGS) ./...
 
+# Only the files that own ZooKeeper operations talk to go-zookeeper's
+# connection; every other file of the root package goes through them.
+ZK_CONN_FILES = generation.go request.go queue.go nodes.go
+
 lint:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
+	@bad=""; for f in $$(ls *.go | grep -v '_test\.go$$'); do \
+	  case " $(ZK_CONN_FILES) " in *" $$f "*) continue;; esac; \
+	  grep -q '\*zk\.Conn' $$f && bad="$$bad $$f"; \
+	done; \
+	test -z "$$bad" || { echo "*zk.Conn used outside $(ZK_CONN_FILES):$$bad"; exit 1; }

@@ -5,8 +5,8 @@
 //
 // A Session is a managed ZooKeeper session: Connect establishes it, it
 // reconnects after a lost connection, and when ZooKeeper expires it, it opens
-// a new one with backoff, so values built on it keep working. Recipes (Mutex)
-// are built from a Session and share its connection.
+// a new one with backoff, so values built on it keep working. Recipes (Mutex,
+// Election) are built from a Session and share its connection.
 //
 // A Session is in one of four states, delivered in order to every
 // Subscription:
@@ -23,31 +23,31 @@
 // A lost connection is suspect, not fatal: ZooKeeper keeps the session, and
 // with it every lock node, for the negotiated session timeout T after the
 // ensemble's leader last learned the client was active. Only the leader
-// expires sessions, and a client connected to a follower is reported to it
-// only every half tick; while the leader stalls (a long garbage-collection
-// pause, SIGSTOP) for less than syncLimit×tickTime, followers keep answering
-// the client's pings, and the waking leader expires at once every session it
-// has not heard of for T. So the Session does not trust answered pings: it
-// sends a sync request, which only the leader answers, every T/40 without
-// waiting for answers, and derives the safe loss deadline from the answers:
+// expires sessions, and it may be stalled (a long garbage-collection pause,
+// SIGSTOP) while followers keep answering the client's pings, so answered
+// pings prove nothing. The Session instead sends a sync request, which only
+// the leader answers, every T/40 without waiting for answers, and derives
+// from the answers the safe loss deadline (Session.LossDeadline): until it
+// passes, the leader cannot have expired the session, so no other client
+// can have been granted a lock this session holds. When it passes — the
+// connection is still down, or the leader has not answered — the Session
+// presumes the session expired and ends everything held under it, without
+// waiting to be told so. Curator declares its equivalent LOST state only
+// after about 1.67 T, from the connection alone.
 //
-//	deadline = s − g + T − (T/5 + T/40) − margin
+// The deadline is T less about a third of T (T/5 + T/40 for the leader's
+// view lagging behind, T/10 of default margin, WithLossMargin), counted
+// from the latest answered sync less the longest recent gap between
+// answers. The derivation is written out once, in the package documentation
+// of internal/lease. The syncs cost the leader one cheap request per
+// Session every T/40 (every 250 ms at T = 10 s).
 //
-// where s is the send time of the latest answered sync and g the longest gap
-// between answers over the last T/5 before it (a stalled leader leaves a gap
-// as long as the stall). T/5 + T/40 allows for the leader learning of the
-// session up to a tick late (a tick is at most T/5 when T is at least five
-// ticks) and for the interval between syncs. The margin defaults to T/10
-// (WithLossMargin). Until the deadline, the leader cannot have expired the
-// session, so no other client can have been granted a lock this session
-// holds. When the deadline passes — the connection is still down, or the
-// leader has not answered — the Session presumes the session expired and
-// ends everything held under it, without waiting to be told so. Curator
-// declares its equivalent LOST state only after about 1.67 T, from the
-// connection alone.
-//
-// The syncs cost the leader one cheap request per Session every T/40 (every
-// 250 ms at T = 10 s).
+// Precondition: the deadline is safe when the negotiated timeout is at
+// least five server ticks (T ≥ 10 s on a server with the default tickTime
+// of 2 s) and the margin covers the time a holder takes to stop acting on a
+// lost hold, plus clock-rate differences and network delay. The server
+// clamps the requested timeout (WithSessionTimeout) to its own range;
+// Session.NegotiatedTimeout tells what it granted.
 //
 // # Locks
 //
@@ -79,20 +79,34 @@
 // else holds or waits for the lock (say, a periodic job that several
 // instances start and one should run).
 //
+// # Election
+//
+// An Election elects one leader among candidates on a ZooKeeper path, with
+// the same queue: candidates are ephemeral sequential children named
+// "_c_<UUID>-latch-<sequence>" (Curator's LeaderLatch shares the path),
+// their node data is the candidate's value (WithValue), and the lowest
+// sequence number leads. Campaign blocks until this candidate leads;
+// leadership is a hold like a Mutex's, with Done, Err, Context, Token and
+// Guard, and Resign ends it. Leader reads the current term, Observe streams
+// every change of leader, and Run campaigns again after each term, running
+// a function while leading; a term never starts before the previous term's
+// function has returned.
+//
 // # Safety
 //
 // A held lock can be lost at any time: the session can expire, the
 // connection can stay down past the loss deadline, or an operator can delete
 // the lock node. It is NOT safe to assume a lock is still held just because
 // Unlock has not been called. Watch the hold's loss signal (Mutex.Done, or
-// Mutex.Context passed into the work) and stop acting on the resource when
-// it fires.
+// Mutex.Context passed into the work; Election.Done and Election.Context
+// for a leader) and stop acting on the resource when it fires.
 //
 // When the session is lost, the loss signal comes before the server can
-// grant the lock to anyone else; when
-// an operator deletes the node, the server may grant it at once. Either way
-// a process can also be paused (by the garbage collector, the
-// scheduler, a debugger) between checking it and writing. So fence every
+// grant the lock to anyone else, provided the precondition above holds (T
+// at least five server ticks, and a margin that covers the holder's
+// reaction time); when an operator deletes the node, the server may grant
+// it at once. Either way a process can also be paused (by the garbage
+// collector, the scheduler, a debugger) between checking it and writing. So fence every
 // write: send the hold's fencing token (Mutex.Token, the creation zxid of
 // its node, which strictly increases across holders) with each write and
 // have the resource reject tokens lower than the highest it has seen; for

@@ -286,9 +286,13 @@ func (gs *generations) markReady(g *generation) {
 // to prove g's session current at the ZooKeeper leader (see
 // internal/lease); answered pings prove nothing there.
 func (gs *generations) probe(g *generation) {
+	type answer struct {
+		at  time.Time // when the answer was read
+		err error
+	}
 	type probe struct {
 		sent time.Time
-		res  <-chan outcome[time.Time] // when the answer was read
+		res  chan answer // capacity 1: never blocks the sender
 	}
 	every := lease.Interval(g.tap.Timeout())
 	// Syncs held up longer than the timeout can no longer matter: the
@@ -298,7 +302,7 @@ func (gs *generations) probe(g *generation) {
 	defer tick.Stop()
 	var pending []probe
 	for {
-		var next <-chan outcome[time.Time]
+		var next <-chan answer
 		if len(pending) > 0 {
 			next = pending[0].res
 		}
@@ -307,17 +311,19 @@ func (gs *generations) probe(g *generation) {
 			if len(pending) >= maxPending {
 				continue
 			}
-			sent := time.Now()
-			res, err := start(g, func(c *zk.Conn) (time.Time, error) {
-				_, err := c.Sync("/")
-				return time.Now(), err
+			p := probe{time.Now(), make(chan answer, 1)}
+			// Owner: the Session; ends when go-zookeeper answers or fails
+			// the sync; joined by Close.
+			err := gs.own.spawn(func() {
+				_, err := g.conn.Sync("/")
+				p.res <- answer{time.Now(), err}
 			})
 			if err != nil { // closed
 				return
 			}
-			pending = append(pending, probe{sent, res})
-		case o := <-next:
-			g.lease.Probed(pending[0].sent, o.v, o.err == nil)
+			pending = append(pending, p)
+		case a := <-next:
+			g.lease.Probed(pending[0].sent, a.at, a.err == nil)
 			pending = pending[1:]
 		case <-g.done:
 			return

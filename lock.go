@@ -20,7 +20,8 @@ import (
 // sequence numbers; other children are ignored.
 //
 // A Mutex is safe for concurrent use, but it is not reentrant: it holds its
-// lock at most once at a time. Use one Mutex per holder.
+// lock at most once at a time. Use one Mutex per holder. Build it with
+// NewMutex; the zero value is not usable.
 type Mutex struct {
 	r    *recipe
 	data []byte
@@ -62,6 +63,12 @@ func NewMutex(s *Session, path string, opts ...MutexOption) *Mutex {
 // Lock blocks until the Mutex holds the lock or ctx ends. It keeps waiting
 // across lost connections, and across session expiry by queueing again in
 // the new ZooKeeper session.
+//
+// Once Lock returns nil, the lock can be lost at any time (see the package
+// documentation, Safety): the loss is signalled by Done, Err and Context
+// before the server can grant the lock to anyone else, provided the
+// negotiated session timeout is at least five server ticks and the loss
+// margin covers the holder's reaction time (WithLossMargin).
 //
 // When ctx ends first, Lock returns an error matching ctx.Err() and deletes
 // its node (through the Session's cleaner if the connection is down), so it

@@ -63,7 +63,8 @@ func WithSessionTimeout(d time.Duration) SessionOption {
 //
 // The deadline allows for the leader learning of the session up to a tick
 // late, which holds when T is at least five times the servers' tickTime;
-// with a shorter T, add the difference (tickTime − T/5) here.
+// with a shorter T, add the difference (tickTime − T/5) here. The
+// derivation is in the internal/lease package documentation.
 func WithLossMargin(d time.Duration) SessionOption {
 	return func(c *sessionConfig) {
 		if d <= 0 {

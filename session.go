@@ -176,11 +176,13 @@ func (s *Session) NegotiatedTimeout() time.Duration {
 // made under it, and opens a new one. Zero while there is no ZooKeeper
 // session.
 //
-// With T the negotiated timeout, s the send time of the latest answered
-// sync and g the longest gap between answers just before it, the deadline
-// is s − g + T − (T/5 + T/40) − margin (WithLossMargin). It holds when T is
-// at least five server ticks. The derivation is in the package
-// documentation of github.com/zklock/zklock/internal/lease.
+// The deadline counts from the send time of the latest sync the leader
+// answered, less the longest recent gap between answers, plus the
+// negotiated timeout T, less an allowance of T/5 + T/40 for the leader's
+// view lagging behind and the loss margin (WithLossMargin). It holds when T
+// is at least five server ticks. The derivation is written out in the
+// package documentation of internal/lease
+// (https://pkg.go.dev/github.com/zklock/zklock/internal/lease).
 func (s *Session) LossDeadline() time.Time {
 	if g := s.gens.now(); g != nil {
 		return g.lossDeadline()

@@ -30,6 +30,17 @@
 // provided T is at least five ticks (a tick ≤ T/5). Failed syncs prove
 // nothing; the gap they leave counts. Delays the client itself adds (its
 // own pauses, scheduling) only widen the gaps it measures.
+//
+// zklock's safe loss deadline is this bound less a margin, the time a holder
+// needs to stop acting on a lost hold plus clock-rate differences and
+// network delay (zklock.WithLossMargin; default T/10, at most T/2):
+//
+//	deadline = s − g + T − (T/5 + T/40) − margin
+//
+// The first proof is the send time of the connect request, with no gap. A
+// T shorter than five ticks needs the difference, tickTime − T/5, added to
+// the margin. This is the one place the derivation is written; the rest of
+// zklock's documentation refers here.
 package lease
 
 import (
