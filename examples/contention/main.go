@@ -29,18 +29,13 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/signal"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/zklock/zklock"
-	"github.com/zklock/zklock/internal/faultproxy"
-	"github.com/zklock/zklock/internal/zkserver"
+	"github.com/zklock/zklock/examples/internal/demo"
 )
 
 // config is what the flags set.
@@ -68,34 +63,12 @@ func main() {
 	flag.DurationVar(&cfg.sessionTimeout, "session-timeout", 2*time.Second,
 		"ZooKeeper session timeout the workers request; a cut-off holder loses its hold within it")
 	flag.StringVar(&cfg.path, "path", fmt.Sprintf("/zklock-demo/contention-%d", os.Getpid()), "ZooKeeper path of the lock")
-	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "Usage: contention [flags]\n\n"+
-			"Workers contend for one zklock Mutex; halfway through, a holder is cut off\n"+
-			"and its loss is shown to come before the next acquisition.\n"+
-			"Uses the servers in ZK_SERVERS (host:port,...), or starts a local ZooKeeper.\n\nFlags:\n")
-		flag.PrintDefaults()
-	}
-	flag.Parse()
-	if flag.NArg() > 0 {
-		flag.Usage()
-		os.Exit(2)
-	}
-	cfg.status = isTerminal(os.Stdout)
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, cfg, os.Stdout)
-	stop()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "contention: %v\n", err)
-		os.Exit(1)
-	}
-}
-
-// isTerminal reports whether f is a character device, so ANSI control
-// sequences are not written into files or pipes.
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0 && os.Getenv("TERM") != "dumb"
+	demo.Main("contention", "Workers contend for one zklock Mutex; halfway through, a holder is cut off\n"+
+		"and its loss is shown to come before the next acquisition.",
+		func(ctx context.Context) error {
+			cfg.status = demo.IsTerminal(os.Stdout)
+			return run(ctx, cfg, os.Stdout)
+		})
 }
 
 func (c config) validate() error {
@@ -120,13 +93,13 @@ const workStep = 50 * time.Millisecond
 // worker is one contender: its own proxies, Session and Mutex, as if it
 // were a separate process.
 type worker struct {
-	id      int
-	name    string
-	proxies []*faultproxy.Proxy
-	sess    *zklock.Session
-	m       *zklock.Mutex
+	id   int
+	name string
+	net  *demo.Network
+	sess *zklock.Session
+	m    *zklock.Mutex
 
-	// Read and written under demo.mu.
+	// Read and written under lockDemo.mu.
 	acquisitions int
 	waitTotal    time.Duration
 	waitMax      time.Duration
@@ -163,10 +136,10 @@ func (r *resource) write(token int64) bool {
 	return true
 }
 
-// demo is the shared state of one run.
-type demo struct {
+// lockDemo is the shared state of one run.
+type lockDemo struct {
 	cfg     config
-	con     *console
+	con     *demo.Console
 	workers []*worker
 	res     resource
 
@@ -181,8 +154,7 @@ type demo struct {
 	liveLost  atomic.Int32
 	cutOff    atomic.Pointer[worker] // the victim while its network is down
 
-	mu        sync.Mutex // guards everything below and the workers' counters
-	changed   chan struct{}
+	mu        demo.Monitor // guards everything below and the workers' counters
 	overlaps  int
 	lastToken int64
 	holds     int
@@ -202,37 +174,13 @@ type demo struct {
 	lateLoss    bool // the next acquisition came before the loss was seen
 }
 
-// broadcast wakes everyone waiting in waitUntil; d.mu must be held.
-func (d *demo) broadcast() {
-	close(d.changed)
-	d.changed = make(chan struct{})
-}
-
-// waitUntil waits until cond, evaluated under d.mu, holds, or ctx ends.
-func (d *demo) waitUntil(ctx context.Context, cond func() bool) bool {
-	for {
-		d.mu.Lock()
-		ok, ch := cond(), d.changed
-		d.mu.Unlock()
-		if ok {
-			return true
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return false
-		}
-	}
-}
-
 func run(ctx context.Context, cfg config, stdout io.Writer) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	d := &demo{cfg: cfg, changed: make(chan struct{})}
-	d.con = newConsole(stdout)
+	d := &lockDemo{cfg: cfg, con: demo.NewConsole(stdout)}
 
-	servers, stopServer, err := zookeeper(ctx, cfg.servers, d.con)
+	servers, stopServer, err := demo.ZooKeeper(ctx, cfg.servers, d.con)
 	if err != nil {
 		return err
 	}
@@ -242,9 +190,7 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 	// close sessions (their nodes vanish), then the proxies.
 	defer func() {
 		for _, w := range d.workers {
-			for _, p := range w.proxies {
-				p.Heal()
-			}
+			w.net.Heal()
 		}
 		for _, w := range d.workers {
 			if w.sess != nil {
@@ -252,9 +198,7 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 			}
 		}
 		for _, w := range d.workers {
-			for _, p := range w.proxies {
-				p.Close()
-			}
+			w.net.Close()
 		}
 	}()
 
@@ -262,89 +206,57 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 	defer cancel()
 	for i := range cfg.workers {
 		w := &worker{id: i + 1, name: fmt.Sprintf("worker-%d", i+1)}
-		d.workers = append(d.workers, w)
-		var addrs []string
-		for _, s := range servers {
-			p, err := faultproxy.New(s)
-			if err != nil {
-				return err
-			}
-			w.proxies = append(w.proxies, p)
-			addrs = append(addrs, p.Addr())
+		if w.net, err = demo.NewNetwork(servers); err != nil {
+			return err
 		}
-		if w.sess, err = zklock.Connect(cctx, addrs, zklock.WithSessionTimeout(cfg.sessionTimeout)); err != nil {
+		d.workers = append(d.workers, w)
+		if w.sess, err = zklock.Connect(cctx, w.net.Addrs(), zklock.WithSessionTimeout(cfg.sessionTimeout)); err != nil {
 			return fmt.Errorf("%s: connect: %w", w.name, err)
 		}
 		// The node data names the worker, so the queue can be shown by name.
 		w.m = zklock.NewMutex(w.sess, cfg.path, zklock.WithData([]byte(w.name)))
 	}
-	d.con.note("%d workers, each with its own Session through its own proxies; negotiated session timeout %v",
+	d.con.Note("%d workers, each with its own Session through its own proxies; negotiated session timeout %v",
 		cfg.workers, d.workers[0].sess.NegotiatedTimeout())
-	d.con.note("lock %s; holds of %v-%v; running for %v, one holder is cut off at %v",
+	d.con.Note("lock %s; holds of %v-%v; running for %v, one holder is cut off at %v",
 		cfg.path, cfg.holdMin, cfg.holdMax, cfg.duration, (cfg.duration / 2).Round(time.Millisecond))
-	d.con.start = time.Now()
-	if cfg.status {
-		d.con.status = d.statusLine
-	}
+	d.con.StartClock()
 
 	runCtx, stopRun := context.WithTimeout(ctx, cfg.duration)
 	defer stopRun()
 	var wg sync.WaitGroup
 	for _, w := range d.workers {
 		wg.Go(func() { d.work(runCtx, w) })
-		wg.Go(func() { d.watchSession(runCtx, w) })
+		// Shows the cut-off worker's suspension, expiry and new session.
+		wg.Go(func() { demo.TraceSession(runCtx, d.con, w.name, w.sess, "it queues again") })
 	}
 	wg.Go(func() { d.inject(runCtx) })
 	if cfg.status {
-		wg.Go(func() { d.con.refresh(runCtx) })
+		wg.Go(func() { d.con.Status(runCtx, d.statusLine) })
 	}
 	wg.Wait()
-	d.con.clearStatus()
-	d.con.event(time.Now(), "run over: every worker has stopped and released the lock")
+	d.con.Event(time.Now(), "run over: every worker has stopped and released the lock")
 
 	return d.summary()
 }
 
-// watchSession prints every state change of w's Session after the first,
-// so the cut-off worker's suspension, expiry and new session show.
-func (d *demo) watchSession(ctx context.Context, w *worker) {
-	sub := w.sess.Subscribe()
-	defer sub.Stop()
-	first, err := sub.Next(ctx) // the current state
-	if err != nil {
-		return
-	}
-	gen := first.Generation
-	for {
-		c, err := sub.Next(ctx)
-		if err != nil {
-			return
-		}
-		note := ""
-		if c.State == zklock.StateConnected && c.Generation > gen {
-			gen, note = c.Generation, "; a new ZooKeeper session: it queues again"
-		}
-		d.con.event(c.Time, "%s session: %v%s", w.name, c, note)
-	}
-}
-
 // work is one worker's loop: queue, hold, release, pause.
-func (d *demo) work(ctx context.Context, w *worker) {
+func (d *lockDemo) work(ctx context.Context, w *worker) {
 	for {
 		asked := time.Now()
 		if err := w.m.Lock(ctx); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			d.con.event(time.Now(), "%s: Lock failed, retrying: %v", w.name, err)
-			if !sleep(ctx, 500*time.Millisecond) {
+			d.con.Event(time.Now(), "%s: Lock failed, retrying: %v", w.name, err)
+			if !demo.Sleep(ctx, 500*time.Millisecond) {
 				return
 			}
 			continue
 		}
 		got := time.Now()
 		d.hold(ctx, w, d.acquired(w, got.Sub(asked), got))
-		if !sleep(ctx, randDuration(0, d.cfg.pause)) {
+		if !demo.Sleep(ctx, randDuration(0, d.cfg.pause)) {
 			return
 		}
 	}
@@ -360,10 +272,10 @@ type acquisition struct {
 }
 
 // acquired records a new hold and runs the in-process safety checks.
-func (d *demo) acquired(w *worker, waited time.Duration, at time.Time) acquisition {
+func (d *lockDemo) acquired(w *worker, waited time.Duration, at time.Time) acquisition {
 	token, seq := w.m.Token(), w.m.Seq()
 	overlap := !d.holder.CompareAndSwap(0, int32(w.id))
-	a := acquisition{at: at, header: fmt.Sprintf("%s acquired  token %#x  seq %d  waited %v", w.name, token, seq, ms(waited))}
+	a := acquisition{at: at, header: fmt.Sprintf("%s acquired  token %#x  seq %d  waited %v", w.name, token, seq, demo.Ms(waited))}
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -391,7 +303,7 @@ func (d *demo) acquired(w *worker, waited time.Duration, at time.Time) acquisiti
 			a.notes = append(a.notes, fmt.Sprintf("VIOLATION: %s's loss had not been reported yet", d.victim.name))
 		} else {
 			a.notes = append(a.notes, fmt.Sprintf("%s's loss was reported %v before this acquisition",
-				d.victim.name, ms(at.Sub(d.victimLost))))
+				d.victim.name, demo.Ms(at.Sub(d.victimLost))))
 		}
 	}
 	return a
@@ -400,63 +312,31 @@ func (d *demo) acquired(w *worker, waited time.Duration, at time.Time) acquisiti
 // queue describes the lock's contenders as the holder's Session sees them,
 // in queue order. It reads under the hold's context, so a lost hold stops
 // it.
-func (d *demo) queue(w *worker) string {
+func (d *lockDemo) queue(w *worker) string {
 	ctx, cancel := context.WithTimeout(w.m.Context(), 5*time.Second)
 	defer cancel()
-	names, err := w.sess.Children(ctx, d.cfg.path)
-	if err != nil {
+	q, err := demo.Queue(ctx, w.sess, d.cfg.path)
+	switch {
+	case err != nil:
 		return fmt.Sprintf("queue: unavailable: %v", err)
+	case len(q) == 0:
+		return "queue: empty"
+	case len(q) == 1:
+		return fmt.Sprintf("queue: holder %s; nobody waiting", q[0])
 	}
-	slices.SortFunc(names, compareSeq)
-	var parts []string
-	for i, n := range names {
-		data, _, err := w.sess.Get(ctx, d.cfg.path+"/"+n)
-		who := string(data)
-		if err != nil {
-			who = "(gone)" // released between the listing and the read
-		}
-		part := fmt.Sprintf("%s #%d", who, suffix(n))
-		if i == 0 {
-			part = "holder " + part
-		}
-		parts = append(parts, part)
-	}
-	if len(parts) == 1 {
-		return fmt.Sprintf("queue: %s; nobody waiting", parts[0])
-	}
-	return fmt.Sprintf("queue: %s; waiting: %s", parts[0], strings.Join(parts[1:], ", "))
-}
-
-// suffix is the 10-digit sequence number ZooKeeper appends to a sequential
-// node's name, or -1 if the name has none.
-func suffix(name string) int64 {
-	if len(name) < 10 {
-		return -1
-	}
-	n, err := strconv.ParseInt(name[len(name)-10:], 10, 64)
-	if err != nil {
-		return -1
-	}
-	return n
-}
-
-func compareSeq(a, b string) int {
-	if c := suffix(a) - suffix(b); c != 0 {
-		return int(max(-1, min(1, c)))
-	}
-	return strings.Compare(a, b)
+	return fmt.Sprintf("queue: holder %s; waiting: %s", q[0], strings.Join(q[1:], ", "))
 }
 
 // hold does the work under the lock until its time is up, the run ends, or
 // the hold is lost, and then releases the lock.
-func (d *demo) hold(ctx context.Context, w *worker, a acquisition) {
+func (d *lockDemo) hold(ctx context.Context, w *worker, a acquisition) {
 	done, token := w.m.Done(), w.m.Token()
 	// One block, so the acquisition and its queue stay together.
-	d.con.block(a.at, a.header, append([]string{d.queue(w)}, a.notes...)...)
+	d.con.Block(a.at, a.header, append([]string{d.queue(w)}, a.notes...)...)
 	if a.next {
 		d.mu.Lock()
 		d.nextShown = true
-		d.broadcast()
+		d.mu.Broadcast()
 		d.mu.Unlock()
 	}
 	length := randDuration(d.cfg.holdMin, d.cfg.holdMax)
@@ -466,7 +346,7 @@ func (d *demo) hold(ctx context.Context, w *worker, a acquisition) {
 		length = 5*w.sess.NegotiatedTimeout() + 5*time.Second
 		d.mu.Lock()
 		d.victimReady = true
-		d.broadcast()
+		d.mu.Broadcast()
 		d.mu.Unlock()
 	}
 	began := time.Now()
@@ -500,11 +380,11 @@ func (d *demo) hold(ctx context.Context, w *worker, a acquisition) {
 }
 
 // release ends a hold that was not lost by calling Unlock.
-func (d *demo) release(ctx context.Context, w *worker, began time.Time, writes int, why string) {
+func (d *lockDemo) release(ctx context.Context, w *worker, began time.Time, writes int, why string) {
 	d.holder.CompareAndSwap(int32(w.id), 0)
 	// Printed before Unlock: the next holder may be granted before Unlock
 	// returns, and its line must come after this one.
-	d.con.event(time.Now(), "%s releases after %v, %d writes%s", w.name, ms(time.Since(began)), writes, why)
+	d.con.Event(time.Now(), "%s releases after %v, %d writes%s", w.name, demo.Ms(time.Since(began)), writes, why)
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	err := w.m.Unlock(uctx)
@@ -514,13 +394,13 @@ func (d *demo) release(ctx context.Context, w *worker, began time.Time, writes i
 		// Lost between the end of the work and Unlock.
 		d.recordLoss(w, time.Now())
 	default:
-		d.con.line("%s: Unlock: %v", w.name, err)
+		d.con.Line("%s: Unlock: %v", w.name, err)
 	}
 }
 
 // holdLost stops a worker whose hold ended under it, then shows that
 // Unlock reports the loss rather than releasing anything.
-func (d *demo) holdLost(w *worker) {
+func (d *lockDemo) holdLost(w *worker) {
 	at := time.Now()
 	d.holder.CompareAndSwap(int32(w.id), 0) // first: nothing may act on the hold now
 	d.recordLoss(w, at)
@@ -528,16 +408,16 @@ func (d *demo) holdLost(w *worker) {
 	defer cancel()
 	err := w.m.Unlock(ctx)
 	if errors.Is(err, zklock.ErrNotLocked) {
-		d.con.line("%s stopped working; Unlock reports, as expected: %v", w.name, err)
+		d.con.Line("%s stopped working; Unlock reports, as expected: %v", w.name, err)
 		return
 	}
 	d.mu.Lock()
 	d.unlockErr++
 	d.mu.Unlock()
-	d.con.line("VIOLATION: Unlock after the loss returned %v, want an error wrapping ErrNotLocked", err)
+	d.con.Line("VIOLATION: Unlock after the loss returned %v, want an error wrapping ErrNotLocked", err)
 }
 
-func (d *demo) recordLoss(w *worker, at time.Time) {
+func (d *lockDemo) recordLoss(w *worker, at time.Time) {
 	cause := w.m.Err()
 	d.mu.Lock()
 	w.lost++
@@ -545,57 +425,53 @@ func (d *demo) recordLoss(w *worker, at time.Time) {
 	if w == d.victim && !d.cutAt.IsZero() && d.victimLost.IsZero() {
 		d.victimLost = at
 	}
-	d.broadcast()
+	d.mu.Broadcast()
 	d.mu.Unlock()
 	d.liveLost.Add(1)
-	d.con.event(at, "%s LOST the lock: %v", w.name, cause)
+	d.con.Event(at, "%s LOST the lock: %v", w.name, cause)
 }
 
 // inject cuts off a holder at half time, waits for its loss and the next
 // acquisition, and heals its network.
-func (d *demo) inject(ctx context.Context) {
-	if !sleep(ctx, d.cfg.duration/2) {
+func (d *lockDemo) inject(ctx context.Context) {
+	if !demo.Sleep(ctx, d.cfg.duration/2) {
 		return
 	}
 	d.mu.Lock()
 	d.armed = true
 	d.mu.Unlock()
-	d.con.event(time.Now(), "half time: the next worker to take the lock will be cut off while it holds it")
-	if !d.waitUntil(ctx, func() bool { return d.victimReady }) {
+	d.con.Event(time.Now(), "half time: the next worker to take the lock will be cut off while it holds it")
+	if d.mu.WaitUntil(ctx, "the victim's hold", func() bool { return d.victimReady }) != nil {
 		return
 	}
 	v := d.victim
-	for _, p := range v.proxies {
-		p.Blackhole()
-	}
+	v.net.Blackhole()
 	at := time.Now()
 	d.mu.Lock()
 	d.cutAt = at
-	d.broadcast()
+	d.mu.Broadcast()
 	d.mu.Unlock()
 	d.cutOff.Store(v)
-	d.con.event(at, "FAULT: %s's network goes silent (its proxies drop everything); its job keeps running", v.name)
+	d.con.Event(at, "FAULT: %s's network goes silent (its proxies drop everything); its job keeps running", v.name)
 
 	healed := false
 	heal := func() {
 		if !healed {
 			healed = true
-			for _, p := range v.proxies {
-				p.Heal()
-			}
+			v.net.Heal()
 			d.cutOff.Store(nil)
 		}
 	}
 	defer heal()
-	if !d.waitUntil(ctx, func() bool { return !d.victimLost.IsZero() && d.nextShown }) {
+	if d.mu.WaitUntil(ctx, "the loss and the next hold", func() bool { return !d.victimLost.IsZero() && d.nextShown }) != nil {
 		return
 	}
 	heal()
-	d.con.event(time.Now(), "healing %s's network: its Session opens a new ZooKeeper session and it queues again", v.name)
+	d.con.Event(time.Now(), "healing %s's network: its Session opens a new ZooKeeper session and it queues again", v.name)
 }
 
 // statusLine is the live status shown under the log on a terminal.
-func (d *demo) statusLine() string {
+func (d *lockDemo) statusLine() string {
 	holder := "nobody"
 	if id := d.holder.Load(); id != 0 {
 		holder = fmt.Sprintf("worker-%d", id)
@@ -605,56 +481,56 @@ func (d *demo) statusLine() string {
 		cut = "  [" + v.name + " cut off]"
 	}
 	return fmt.Sprintf("%s  holder: %-9s  holds: %d  lost: %d%s",
-		d.con.since(time.Now()), holder, d.liveHolds.Load(), d.liveLost.Load(), cut)
+		d.con.Since(time.Now()), holder, d.liveHolds.Load(), d.liveLost.Load(), cut)
 }
 
 // summary prints the results and returns an error if any safety check
 // failed.
-func (d *demo) summary() error {
+func (d *lockDemo) summary() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	c := d.con
-	c.note("")
-	c.note("summary")
-	c.note("  %-10s %12s %10s %10s %6s", "worker", "acquisitions", "mean wait", "max wait", "lost")
+	c.Note("")
+	c.Note("summary")
+	c.Note("  %-10s %12s %10s %10s %6s", "worker", "acquisitions", "mean wait", "max wait", "lost")
 	var all worker
 	for _, w := range d.workers {
-		c.note("  %-10s %12d %10v %10v %6d", w.name, w.acquisitions, ms(mean(w.waitTotal, w.acquisitions)), ms(w.waitMax), w.lost)
+		c.Note("  %-10s %12d %10v %10v %6d", w.name, w.acquisitions, demo.Ms(mean(w.waitTotal, w.acquisitions)), demo.Ms(w.waitMax), w.lost)
 		all.acquisitions += w.acquisitions
 		all.waitTotal += w.waitTotal
 		all.waitMax = max(all.waitMax, w.waitMax)
 		all.lost += w.lost
 	}
-	c.note("  %-10s %12d %10v %10v %6d", "all", all.acquisitions, ms(mean(all.waitTotal, all.acquisitions)), ms(all.waitMax), all.lost)
-	c.note("holds lost: %d", len(d.losses))
+	c.Note("  %-10s %12d %10v %10v %6d", "all", all.acquisitions, demo.Ms(mean(all.waitTotal, all.acquisitions)), demo.Ms(all.waitMax), all.lost)
+	c.Note("holds lost: %d", len(d.losses))
 	for _, l := range d.losses {
-		c.note("  %s at %s: %v", l.worker, c.since(l.at), l.err)
+		c.Note("  %s at %s: %v", l.worker, c.Since(l.at), l.err)
 	}
 	switch {
 	case d.cutAt.IsZero():
-		c.note("fault: not injected (the run ended first)")
+		c.Note("fault: not injected (the run ended first)")
 	case d.victimLost.IsZero() || d.nextAt.IsZero():
-		c.note("fault: %s cut off at %s; the run ended before its loss and the next acquisition were both seen",
-			d.victim.name, c.since(d.cutAt))
+		c.Note("fault: %s cut off at %s; the run ended before its loss and the next acquisition were both seen",
+			d.victim.name, c.Since(d.cutAt))
 	case d.lateLoss:
-		c.note("fault: %s cut off at %s; VIOLATION: %s acquired at %s, before the loss was reported at %s",
-			d.victim.name, c.since(d.cutAt), d.nextBy, c.since(d.nextAt), c.since(d.victimLost))
+		c.Note("fault: %s cut off at %s; VIOLATION: %s acquired at %s, before the loss was reported at %s",
+			d.victim.name, c.Since(d.cutAt), d.nextBy, c.Since(d.nextAt), c.Since(d.victimLost))
 	default:
-		c.note("fault: %s cut off at %s; loss reported at %s (%v after the cut), next acquisition by %s at %s",
-			d.victim.name, c.since(d.cutAt), c.since(d.victimLost), ms(d.victimLost.Sub(d.cutAt)), d.nextBy, c.since(d.nextAt))
-		c.note("  loss reported %v before the next acquisition", ms(d.nextAt.Sub(d.victimLost)))
+		c.Note("fault: %s cut off at %s; loss reported at %s (%v after the cut), next acquisition by %s at %s",
+			d.victim.name, c.Since(d.cutAt), c.Since(d.victimLost), demo.Ms(d.victimLost.Sub(d.cutAt)), d.nextBy, c.Since(d.nextAt))
+		c.Note("  loss reported %v before the next acquisition", demo.Ms(d.nextAt.Sub(d.victimLost)))
 	}
-	c.note("fencing tokens strictly increasing: %s (%d holds)", yesNo(d.tokenErrs == 0), d.holds)
+	c.Note("fencing tokens strictly increasing: %s (%d holds)", demo.YesNo(d.tokenErrs == 0), d.holds)
 	d.res.mu.Lock()
-	c.note("fenced writes: %d accepted, %d rejected as stale", d.res.accepted, d.res.rejected)
+	c.Note("fenced writes: %d accepted, %d rejected as stale", d.res.accepted, d.res.rejected)
 	rejected := d.res.rejected
 	d.res.mu.Unlock()
-	c.note("overlapping holds observed: %d", d.overlaps)
+	c.Note("overlapping holds observed: %d", d.overlaps)
 	violations := d.overlaps + d.tokenErrs + rejected + d.unlockErr
 	if d.lateLoss {
 		violations++
 	}
-	c.note("violations: %d", violations)
+	c.Note("violations: %d", violations)
 	if violations > 0 {
 		return fmt.Errorf("%d safety violation(s) observed", violations)
 	}
@@ -671,35 +547,12 @@ func mean(total time.Duration, n int) time.Duration {
 	return total / time.Duration(n)
 }
 
-func yesNo(ok bool) string {
-	if ok {
-		return "yes"
-	}
-	return "NO"
-}
-
-// ms formats d in whole milliseconds, so durations line up and compare at
-// a glance.
-func ms(d time.Duration) string { return fmt.Sprintf("%dms", d.Round(time.Millisecond).Milliseconds()) }
-
 // randDuration returns a uniformly random duration in [lo, hi].
 func randDuration(lo, hi time.Duration) time.Duration {
 	if hi <= lo {
 		return lo
 	}
 	return lo + rand.N(hi-lo+1)
-}
-
-// sleep waits for d, reporting false if ctx ended first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 func isClosed(ch <-chan struct{}) bool {
@@ -709,98 +562,4 @@ func isClosed(ch <-chan struct{}) bool {
 	default:
 		return false
 	}
-}
-
-// console serialises output lines, stamps them with the time since start,
-// and on a terminal keeps a status line below them.
-type console struct {
-	mu     sync.Mutex
-	w      io.Writer
-	start  time.Time
-	status func() string // nil: plain lines only; must not block
-	shown  bool          // the status line is on screen
-}
-
-func newConsole(w io.Writer) *console { return &console{w: w, start: time.Now()} }
-
-func (c *console) since(t time.Time) string {
-	return fmt.Sprintf("+%.3fs", t.Sub(c.start).Seconds())
-}
-
-// event prints a line stamped with when it happened.
-func (c *console) event(at time.Time, format string, args ...any) {
-	c.print(fmt.Sprintf("%9s  %s", c.since(at), fmt.Sprintf(format, args...)))
-}
-
-// line prints a continuation of the previous event.
-func (c *console) line(format string, args ...any) {
-	c.print(indent + fmt.Sprintf(format, args...))
-}
-
-// block prints an event and its continuation lines together.
-func (c *console) block(at time.Time, header string, more ...string) {
-	lines := []string{fmt.Sprintf("%9s  %s", c.since(at), header)}
-	for _, m := range more {
-		lines = append(lines, indent+m)
-	}
-	c.print(strings.Join(lines, "\n"))
-}
-
-// indent lines continuation lines up under the event's text.
-var indent = strings.Repeat(" ", 13)
-
-// note prints an unstamped line, for setup messages.
-func (c *console) note(format string, args ...any) { c.print(fmt.Sprintf(format, args...)) }
-
-func (c *console) print(s string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.shown {
-		io.WriteString(c.w, "\r\x1b[K")
-	}
-	io.WriteString(c.w, s+"\n")
-	if c.status != nil {
-		io.WriteString(c.w, c.status())
-		c.shown = true
-	}
-}
-
-// refresh redraws the status line until ctx ends.
-func (c *console) refresh(ctx context.Context) {
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			c.mu.Lock()
-			io.WriteString(c.w, "\r\x1b[K"+c.status())
-			c.shown = true
-			c.mu.Unlock()
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// clearStatus removes the status line for good.
-func (c *console) clearStatus() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.shown {
-		io.WriteString(c.w, "\r\x1b[K")
-		c.shown = false
-	}
-	c.status = nil
-}
-
-// zookeeper returns the servers to use and a function that stops any it
-// started: given servers first, then ZK_SERVERS, else a local server.
-func zookeeper(ctx context.Context, given []string, con *console) ([]string, func(), error) {
-	if len(given) > 0 {
-		con.note("using ZooKeeper at %s", strings.Join(given, ","))
-		return given, func() {}, nil
-	}
-	sctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	return zkserver.Ensure(sctx, con.note)
 }

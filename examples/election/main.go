@@ -28,20 +28,15 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/go-zookeeper/zk"
 
 	"github.com/zklock/zklock"
-	"github.com/zklock/zklock/internal/faultproxy"
-	"github.com/zklock/zklock/internal/zkserver"
+	"github.com/zklock/zklock/examples/internal/demo"
 )
 
 // Kill modes.
@@ -72,26 +67,9 @@ func main() {
 	flag.DurationVar(&cfg.sessionTimeout, "session-timeout", 2*time.Second, "ZooKeeper session timeout the candidates request")
 	flag.DurationVar(&cfg.pause, "pause", time.Second, "how long each leader leads before it is killed")
 	flag.StringVar(&cfg.path, "path", fmt.Sprintf("/zklock-demo/election-%d", os.Getpid()), "ZooKeeper path of the election")
-	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "Usage: election [flags]\n\n"+
-			"Three candidates elect a leader with zklock; the leader is killed a few\n"+
-			"times and each failover is timed.\n"+
-			"Uses the servers in ZK_SERVERS (host:port,...), or starts a local ZooKeeper.\n\nFlags:\n")
-		flag.PrintDefaults()
-	}
-	flag.Parse()
-	if flag.NArg() > 0 {
-		flag.Usage()
-		os.Exit(2)
-	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, cfg, os.Stdout)
-	stop()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "election: %v\n", err)
-		os.Exit(1)
-	}
+	demo.Main("election", "Three candidates elect a leader with zklock; the leader is killed a few\n"+
+		"times and each failover is timed.",
+		func(ctx context.Context) error { return run(ctx, cfg, os.Stdout) })
 }
 
 func (c config) validate() error {
@@ -110,10 +88,9 @@ func (c config) validate() error {
 
 // candidate is one contender for leadership, standing for a process.
 type candidate struct {
-	id      int
-	name    string
-	proxies []*faultproxy.Proxy
-	addrs   []string
+	id   int
+	name string
+	net  *demo.Network
 }
 
 // incarnation is a candidate's current Session and Election; a restart
@@ -133,10 +110,10 @@ type round struct {
 	lateLoss bool      // crash: the loss signal came after the next leader
 }
 
-// demo is the shared state of one run.
-type demo struct {
+// electionDemo is the shared state of one run.
+type electionDemo struct {
 	cfg   config
-	con   *console
+	con   *demo.Console
 	cands []*candidate
 
 	// leading is the id of the candidate that believes it leads, 0 for
@@ -150,8 +127,7 @@ type demo struct {
 
 	// mu guards everything below. Lines about the changes it guards are
 	// printed while it is held, so the output keeps their order.
-	mu       sync.Mutex
-	changed  chan struct{}
+	mu       demo.Monitor
 	leader   *candidate // the latest winner
 	live     map[*candidate]incarnation
 	wonAt    time.Time
@@ -168,37 +144,13 @@ type demo struct {
 	rounds   []round
 }
 
-// broadcast wakes everyone waiting in waitUntil; d.mu must be held.
-func (d *demo) broadcast() {
-	close(d.changed)
-	d.changed = make(chan struct{})
-}
-
-// waitUntil waits until cond, evaluated under d.mu, holds. It fails when
-// ctx ends.
-func (d *demo) waitUntil(ctx context.Context, what string, cond func() bool) error {
-	for {
-		d.mu.Lock()
-		ok, ch := cond(), d.changed
-		d.mu.Unlock()
-		if ok {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w", what, context.Cause(ctx))
-		}
-	}
-}
-
 func run(ctx context.Context, cfg config, stdout io.Writer) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	d := &demo{cfg: cfg, con: newConsole(stdout), changed: make(chan struct{}), live: map[*candidate]incarnation{}}
+	d := &electionDemo{cfg: cfg, con: demo.NewConsole(stdout), live: map[*candidate]incarnation{}}
 
-	servers, stopServer, err := zookeeper(ctx, cfg.servers, d.con)
+	servers, stopServer, err := demo.ZooKeeper(ctx, cfg.servers, d.con)
 	if err != nil {
 		return err
 	}
@@ -213,9 +165,7 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 		wg.Wait()
 		// Heal first, so a crashed candidate's Session closes promptly.
 		for _, c := range d.cands {
-			for _, p := range c.proxies {
-				p.Heal()
-			}
+			c.net.Heal()
 		}
 		d.sessMu.Lock()
 		for _, s := range d.sessions {
@@ -223,32 +173,25 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 		}
 		d.sessMu.Unlock()
 		for _, c := range d.cands {
-			for _, p := range c.proxies {
-				p.Close()
-			}
+			c.net.Close()
 		}
 	}()
 
 	for i := range candidates {
 		c := &candidate{id: i + 1, name: fmt.Sprintf("candidate-%d", i+1)}
-		d.cands = append(d.cands, c)
-		for _, s := range servers {
-			p, err := faultproxy.New(s)
-			if err != nil {
-				return err
-			}
-			c.proxies = append(c.proxies, p)
-			c.addrs = append(c.addrs, p.Addr())
+		if c.net, err = demo.NewNetwork(servers); err != nil {
+			return err
 		}
+		d.cands = append(d.cands, c)
 	}
 	observer, err := d.connect(ctx, servers)
 	if err != nil {
 		return fmt.Errorf("observer: connect: %w", err)
 	}
 	obs := zklock.NewElection(observer, cfg.path)
-	d.con.note("election %s; %d candidates, each with its own Session through its own proxies; kill mode %q; %d round(s)",
+	d.con.Note("election %s; %d candidates, each with its own Session through its own proxies; kill mode %q; %d round(s)",
 		cfg.path, candidates, cfg.kill, cfg.rounds)
-	d.con.start = time.Now()
+	d.con.StartClock()
 	wg.Go(func() { d.observe(runCtx, obs) })
 
 	// A bound on every wait, generous enough for session expiry on servers
@@ -262,15 +205,15 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 	stopRun()
 	wg.Wait()
 	if err != nil {
-		d.con.event(time.Now(), "interrupted: every candidate has stopped and resigned")
+		d.con.Event(time.Now(), "interrupted: every candidate has stopped and resigned")
 	} else {
-		d.con.event(time.Now(), "done: every candidate has stopped and resigned")
+		d.con.Event(time.Now(), "done: every candidate has stopped and resigned")
 	}
 	return d.summary()
 }
 
 // play starts the candidates and kills the leader cfg.rounds times.
-func (d *demo) play(ctx context.Context, wg *sync.WaitGroup, observer *zklock.Session, waitFor time.Duration) error {
+func (d *electionDemo) play(ctx context.Context, wg *sync.WaitGroup, observer *zklock.Session, waitFor time.Duration) error {
 	// Start the candidates one by one, so the queue order is their order.
 	for i, c := range d.cands {
 		if err := d.start(ctx, wg, c); err != nil {
@@ -284,21 +227,21 @@ func (d *demo) play(ctx context.Context, wg *sync.WaitGroup, observer *zklock.Se
 		return err
 	}
 	for n := 1; n <= d.cfg.rounds; n++ {
-		if !sleep(ctx, d.cfg.pause) {
+		if !demo.Sleep(ctx, d.cfg.pause) {
 			return ctx.Err()
 		}
 		if err := d.round(ctx, wg, observer, n, waitFor); err != nil {
 			return err
 		}
 	}
-	if !sleep(ctx, d.cfg.pause/2) {
+	if !demo.Sleep(ctx, d.cfg.pause/2) {
 		return ctx.Err()
 	}
 	return nil
 }
 
 // connect opens a Session and keeps it for closing at the end.
-func (d *demo) connect(ctx context.Context, addrs []string) (*zklock.Session, error) {
+func (d *electionDemo) connect(ctx context.Context, addrs []string) (*zklock.Session, error) {
 	cctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	s, err := zklock.Connect(cctx, addrs, zklock.WithSessionTimeout(d.cfg.sessionTimeout))
@@ -313,8 +256,8 @@ func (d *demo) connect(ctx context.Context, addrs []string) (*zklock.Session, er
 
 // start connects c with a new Session, as a (re)started process would,
 // and campaigns.
-func (d *demo) start(ctx context.Context, wg *sync.WaitGroup, c *candidate) error {
-	s, err := d.connect(ctx, c.addrs)
+func (d *electionDemo) start(ctx context.Context, wg *sync.WaitGroup, c *candidate) error {
+	s, err := d.connect(ctx, c.net.Addrs())
 	if err != nil {
 		return fmt.Errorf("%s: connect: %w", c.name, err)
 	}
@@ -322,23 +265,24 @@ func (d *demo) start(ctx context.Context, wg *sync.WaitGroup, c *candidate) erro
 	d.mu.Lock()
 	d.live[c] = incarnation{s, e}
 	d.mu.Unlock()
-	d.con.event(time.Now(), "%s connected (ZooKeeper session 0x%x, timeout %v) and campaigns",
+	d.con.Event(time.Now(), "%s connected (ZooKeeper session 0x%x, timeout %v) and campaigns",
 		c.name, s.SessionID(), s.NegotiatedTimeout())
-	wg.Go(func() { d.watchSession(ctx, c, s) })
+	// Shows a crashed leader's suspension, expiry and new session.
+	wg.Go(func() { demo.TraceSession(ctx, d.con, c.name, s, "it campaigns again") })
 	wg.Go(func() { d.campaign(ctx, c, s, e) })
 	return nil
 }
 
 // campaign is one candidate's life: campaign, lead until leadership ends,
 // campaign again, until its Session is closed or the demo ends.
-func (d *demo) campaign(ctx context.Context, c *candidate, s *zklock.Session, e *zklock.Election) {
+func (d *electionDemo) campaign(ctx context.Context, c *candidate, s *zklock.Session, e *zklock.Election) {
 	for {
 		if err := e.Campaign(ctx); err != nil {
 			if ctx.Err() != nil || errors.Is(err, zklock.ErrSessionClosed) {
 				return
 			}
-			d.con.event(time.Now(), "%s: Campaign failed, retrying: %v", c.name, err)
-			if !sleep(ctx, 500*time.Millisecond) {
+			d.con.Event(time.Now(), "%s: Campaign failed, retrying: %v", c.name, err)
+			if !demo.Sleep(ctx, 500*time.Millisecond) {
 				return
 			}
 			continue
@@ -353,7 +297,7 @@ func (d *demo) campaign(ctx context.Context, c *candidate, s *zklock.Session, e 
 			err := e.Resign(rctx)
 			cancel()
 			if err != nil {
-				d.con.event(time.Now(), "%s: Resign: %v", c.name, err)
+				d.con.Event(time.Now(), "%s: Resign: %v", c.name, err)
 			}
 			return
 		}
@@ -361,7 +305,7 @@ func (d *demo) campaign(ctx context.Context, c *candidate, s *zklock.Session, e 
 }
 
 // won records that c's Campaign returned.
-func (d *demo) won(c *candidate, e *zklock.Election) {
+func (d *electionDemo) won(c *candidate, e *zklock.Election) {
 	at := time.Now()
 	overlap := !d.leading.CompareAndSwap(0, int32(c.id))
 	d.mu.Lock()
@@ -377,26 +321,26 @@ func (d *demo) won(c *candidate, e *zklock.Election) {
 		notes = append(notes, fmt.Sprintf("VIOLATION: %s's loss signal has not fired yet", k.name))
 	}
 	// Printed before waking the round, so the output follows the events.
-	d.con.block(at, fmt.Sprintf("%s's Campaign returned: it leads (term %#x)", c.name, e.Token()), notes...)
-	d.broadcast()
+	d.con.Block(at, fmt.Sprintf("%s's Campaign returned: it leads (term %#x)", c.name, e.Token()), notes...)
+	d.mu.Broadcast()
 	d.mu.Unlock()
 }
 
 // lost records that c's leadership ended under it.
-func (d *demo) lost(c *candidate, e *zklock.Election) {
+func (d *electionDemo) lost(c *candidate, e *zklock.Election) {
 	at := time.Now()
 	d.leading.CompareAndSwap(int32(c.id), 0) // first: it must stop acting as leader now
 	d.mu.Lock()
 	if c == d.killed && d.lossAt.IsZero() {
 		d.lossAt = at
 	}
-	d.con.event(at, "%s's own loss signal fired (Election.Done): %v", c.name, e.Err())
-	d.broadcast()
+	d.con.Event(at, "%s's own loss signal fired (Election.Done): %v", c.name, e.Err())
+	d.mu.Broadcast()
 	d.mu.Unlock()
 }
 
 // observe prints every leader change the observer's Session sees.
-func (d *demo) observe(ctx context.Context, obs *zklock.Election) {
+func (d *electionDemo) observe(ctx context.Context, obs *zklock.Election) {
 	for t := range obs.Observe(ctx) {
 		d.mu.Lock()
 		d.observed++
@@ -410,38 +354,15 @@ func (d *demo) observe(ctx context.Context, obs *zklock.Election) {
 		if !ok {
 			notes = append(notes, "VIOLATION: this term token is not above the previous one")
 		}
-		d.con.block(time.Now(), fmt.Sprintf("observer: %s leads (term %#x)", t.Value, t.Token), notes...)
-		d.broadcast()
+		d.con.Block(time.Now(), fmt.Sprintf("observer: %s leads (term %#x)", t.Value, t.Token), notes...)
+		d.mu.Broadcast()
 		d.mu.Unlock()
-	}
-}
-
-// watchSession prints every state change of a candidate's Session after
-// the first, so a crashed leader's suspension, expiry and new session show.
-func (d *demo) watchSession(ctx context.Context, c *candidate, s *zklock.Session) {
-	sub := s.Subscribe()
-	defer sub.Stop()
-	first, err := sub.Next(ctx) // the current state
-	if err != nil {
-		return
-	}
-	gen := first.Generation
-	for {
-		ch, err := sub.Next(ctx)
-		if err != nil {
-			return
-		}
-		note := ""
-		if ch.State == zklock.StateConnected && ch.Generation > gen {
-			gen, note = ch.Generation, "; a new ZooKeeper session: it campaigns again"
-		}
-		d.con.event(ch.Time, "%s session: %v%s", c.name, ch, note)
 	}
 }
 
 // round kills the leader, reports the failover and brings the killed
 // candidate back.
-func (d *demo) round(ctx context.Context, wg *sync.WaitGroup, observer *zklock.Session, n int, waitFor time.Duration) error {
+func (d *electionDemo) round(ctx context.Context, wg *sync.WaitGroup, observer *zklock.Session, n int, waitFor time.Duration) error {
 	d.mu.Lock()
 	old, term, inc := d.leader, d.term, d.live[d.leader]
 	d.mu.Unlock()
@@ -451,15 +372,13 @@ func (d *demo) round(ctx context.Context, wg *sync.WaitGroup, observer *zklock.S
 		how = "it closes its Session, as on a clean exit"
 	}
 	killAt := time.Now()
-	d.con.event(killAt, "ROUND %d: killing the leader %s (term %#x): %s", n, old.name, term, how)
+	d.con.Event(killAt, "ROUND %d: killing the leader %s (term %#x): %s", n, old.name, term, how)
 	d.mu.Lock()
 	d.killed, d.lossAt, d.killLate = old, time.Time{}, false
 	d.mu.Unlock()
 	switch d.cfg.kill {
 	case killCrash:
-		for _, p := range old.proxies {
-			p.Blackhole()
-		}
+		old.net.Blackhole()
 	case killClose:
 		// A process exiting cleanly stops acting as leader before it
 		// closes its Session.
@@ -470,7 +389,7 @@ func (d *demo) round(ctx context.Context, wg *sync.WaitGroup, observer *zklock.S
 	wctx, cancel := context.WithTimeoutCause(ctx, waitFor, errors.New("timed out"))
 	defer cancel()
 	var next *candidate
-	err := d.waitUntil(wctx, "the next leader", func() bool {
+	err := d.mu.WaitUntil(wctx, "the next leader", func() bool {
 		if d.leader == old || !d.wonAt.After(killAt) || d.obsKey != d.live[d.leader].e.Key() {
 			return false
 		}
@@ -482,7 +401,7 @@ func (d *demo) round(ctx context.Context, wg *sync.WaitGroup, observer *zklock.S
 	}
 	if d.cfg.kill == killCrash {
 		// Normally long since fired; waited for so a late one is reported.
-		if err := d.waitUntil(wctx, old.name+"'s loss signal", func() bool { return !d.lossAt.IsZero() }); err != nil {
+		if err := d.mu.WaitUntil(wctx, old.name+"'s loss signal", func() bool { return !d.lossAt.IsZero() }); err != nil {
 			return err
 		}
 	}
@@ -493,16 +412,14 @@ func (d *demo) round(ctx context.Context, wg *sync.WaitGroup, observer *zklock.S
 	d.rounds = append(d.rounds, r)
 	d.killed = nil
 	d.mu.Unlock()
-	d.con.block(time.Now(), fmt.Sprintf("failover %d: %s -> %s took %v", n, r.old, r.new, ms(r.wonAt.Sub(r.killAt))), r.describe(d.con.since)...)
+	d.con.Block(time.Now(), fmt.Sprintf("failover %d: %s -> %s took %v", n, r.old, r.new, demo.Ms(r.wonAt.Sub(r.killAt))), r.describe(d.con.Since)...)
 
 	switch d.cfg.kill {
 	case killCrash:
-		for _, p := range old.proxies {
-			p.Heal()
-		}
-		d.con.event(time.Now(), "healing %s's network: its Session opens a new ZooKeeper session and it campaigns again", old.name)
+		old.net.Heal()
+		d.con.Event(time.Now(), "healing %s's network: its Session opens a new ZooKeeper session and it campaigns again", old.name)
 	case killClose:
-		d.con.event(time.Now(), "restarting %s", old.name)
+		d.con.Event(time.Now(), "restarting %s", old.name)
 		if err := d.start(ctx, wg, old); err != nil {
 			return err
 		}
@@ -517,9 +434,9 @@ func (d *demo) round(ctx context.Context, wg *sync.WaitGroup, observer *zklock.S
 func (r round) describe(since func(time.Time) string) []string {
 	lines := []string{fmt.Sprintf("killed at %s", since(r.killAt))}
 	if !r.lossAt.IsZero() {
-		l := fmt.Sprintf("%s's own loss signal at %s, %v after the kill", r.old, since(r.lossAt), ms(r.lossAt.Sub(r.killAt)))
+		l := fmt.Sprintf("%s's own loss signal at %s, %v after the kill", r.old, since(r.lossAt), demo.Ms(r.lossAt.Sub(r.killAt)))
 		if r.lossAt.Before(r.wonAt) {
-			l += fmt.Sprintf(", %v before the next leader", ms(r.wonAt.Sub(r.lossAt)))
+			l += fmt.Sprintf(", %v before the next leader", demo.Ms(r.wonAt.Sub(r.lossAt)))
 		}
 		lines = append(lines, l)
 	}
@@ -533,7 +450,7 @@ func (r round) describe(since func(time.Time) string) []string {
 // waitQueue waits until n candidates are queued on the election path, as
 // the observer's Session sees it. Polling is enough here: it only paces
 // the demo.
-func (d *demo) waitQueue(ctx context.Context, observer *zklock.Session, n int, waitFor time.Duration) error {
+func (d *electionDemo) waitQueue(ctx context.Context, observer *zklock.Session, n int, waitFor time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, waitFor)
 	defer cancel()
 	for {
@@ -544,150 +461,46 @@ func (d *demo) waitQueue(ctx context.Context, observer *zklock.Session, n int, w
 		if len(names) >= n {
 			return nil
 		}
-		if !sleep(ctx, 50*time.Millisecond) {
+		if !demo.Sleep(ctx, 50*time.Millisecond) {
 			return fmt.Errorf("waiting for %d candidates: %w", n, ctx.Err())
 		}
 	}
 }
 
 // showQueue prints the candidates in queue order, leader first.
-func (d *demo) showQueue(ctx context.Context, observer *zklock.Session) error {
-	names, err := observer.Children(ctx, d.cfg.path)
+func (d *electionDemo) showQueue(ctx context.Context, observer *zklock.Session) error {
+	who, err := demo.Queue(ctx, observer, d.cfg.path)
 	if err != nil {
 		return err
-	}
-	slices.SortFunc(names, compareSeq)
-	var who []string
-	for _, n := range names {
-		data, _, err := observer.Get(ctx, d.cfg.path+"/"+n)
-		if err != nil {
-			data = []byte("(gone)")
-		}
-		who = append(who, fmt.Sprintf("%s #%d", data, suffix(n)))
 	}
 	if len(who) > 0 {
 		who[0] += " (leader)"
 	}
-	d.con.event(time.Now(), "queue: %s", strings.Join(who, ", "))
+	d.con.Event(time.Now(), "queue: %s", strings.Join(who, ", "))
 	return nil
-}
-
-// suffix is the 10-digit sequence number ZooKeeper appends to a sequential
-// node's name, or -1 if the name has none.
-func suffix(name string) int64 {
-	if len(name) < 10 {
-		return -1
-	}
-	n, err := strconv.ParseInt(name[len(name)-10:], 10, 64)
-	if err != nil {
-		return -1
-	}
-	return n
-}
-
-func compareSeq(a, b string) int {
-	if c := suffix(a) - suffix(b); c != 0 {
-		return int(max(-1, min(1, c)))
-	}
-	return strings.Compare(a, b)
 }
 
 // summary prints the results and returns an error if any safety check
 // failed.
-func (d *demo) summary() error {
+func (d *electionDemo) summary() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	c := d.con
-	c.note("")
-	c.note("summary (kill mode %q)", d.cfg.kill)
+	c.Note("")
+	c.Note("summary (kill mode %q)", d.cfg.kill)
 	for _, r := range d.rounds {
 		loss := ""
 		if d.cfg.kill == killCrash && !r.lossAt.IsZero() {
-			loss = fmt.Sprintf("; own loss signal %v after the kill", ms(r.lossAt.Sub(r.killAt)))
+			loss = fmt.Sprintf("; own loss signal %v after the kill", demo.Ms(r.lossAt.Sub(r.killAt)))
 		}
-		c.note("  round %d: %s -> %s, failover %v%s", r.n, r.old, r.new, ms(r.wonAt.Sub(r.killAt)), loss)
+		c.Note("  round %d: %s -> %s, failover %v%s", r.n, r.old, r.new, demo.Ms(r.wonAt.Sub(r.killAt)), loss)
 	}
-	c.note("leader changes observed: %d; term tokens strictly increasing: %s", d.observed, yesNo(d.termErrs == 0))
-	c.note("overlapping leaderships observed: %d", d.overlaps)
+	c.Note("leader changes observed: %d; term tokens strictly increasing: %s", d.observed, demo.YesNo(d.termErrs == 0))
+	c.Note("overlapping leaderships observed: %d", d.overlaps)
 	violations := d.overlaps + d.termErrs + d.lateLoss
-	c.note("violations: %d", violations)
+	c.Note("violations: %d", violations)
 	if violations > 0 {
 		return fmt.Errorf("%d safety violation(s) observed", violations)
 	}
 	return nil
-}
-
-func yesNo(ok bool) string {
-	if ok {
-		return "yes"
-	}
-	return "NO"
-}
-
-// ms formats d in whole milliseconds, so durations line up and compare at
-// a glance.
-func ms(d time.Duration) string { return fmt.Sprintf("%dms", d.Round(time.Millisecond).Milliseconds()) }
-
-// sleep waits for d, reporting false if ctx ended first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// console serialises output lines and stamps them with the time since
-// start.
-type console struct {
-	mu    sync.Mutex
-	w     io.Writer
-	start time.Time
-}
-
-func newConsole(w io.Writer) *console { return &console{w: w, start: time.Now()} }
-
-func (c *console) since(t time.Time) string {
-	return fmt.Sprintf("+%.3fs", t.Sub(c.start).Seconds())
-}
-
-// event prints a line stamped with when it happened.
-func (c *console) event(at time.Time, format string, args ...any) {
-	c.print(fmt.Sprintf("%9s  %s", c.since(at), fmt.Sprintf(format, args...)))
-}
-
-// block prints an event and its continuation lines together.
-func (c *console) block(at time.Time, header string, more ...string) {
-	lines := []string{fmt.Sprintf("%9s  %s", c.since(at), header)}
-	for _, m := range more {
-		lines = append(lines, indent+m)
-	}
-	c.print(strings.Join(lines, "\n"))
-}
-
-// indent lines continuation lines up under the event's text.
-var indent = strings.Repeat(" ", 13)
-
-// note prints an unstamped line, for setup messages and the summary.
-func (c *console) note(format string, args ...any) { c.print(fmt.Sprintf(format, args...)) }
-
-func (c *console) print(s string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	io.WriteString(c.w, s+"\n")
-}
-
-// zookeeper returns the servers to use and a function that stops any it
-// started: given servers first, then ZK_SERVERS, else a local server.
-func zookeeper(ctx context.Context, given []string, con *console) ([]string, func(), error) {
-	if len(given) > 0 {
-		con.note("using ZooKeeper at %s", strings.Join(given, ","))
-		return given, func() {}, nil
-	}
-	sctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	return zkserver.Ensure(sctx, con.note)
 }

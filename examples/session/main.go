@@ -12,31 +12,28 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log"
 	"os"
 	"time"
 
 	"github.com/go-zookeeper/zk"
 
 	"github.com/zklock/zklock"
+	"github.com/zklock/zklock/examples/internal/demo"
 	"github.com/zklock/zklock/internal/faultproxy"
-	"github.com/zklock/zklock/internal/zkserver"
 )
 
 func main() {
 	timeout := flag.Duration("session-timeout", 2*time.Second, "ZooKeeper session timeout to request")
-	flag.Parse()
-	log.SetFlags(0)
-	if err := run(*timeout); err != nil {
-		log.Fatalf("session demo: %v", err)
-	}
+	demo.Main("session", "A Session rides out a cut connection and an expiry, printing every state change.",
+		func(ctx context.Context) error { return run(ctx, *timeout) })
 }
 
-func run(timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+func run(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
+	con := demo.NewConsole(os.Stdout)
 
-	servers, stop, err := zookeeper(ctx)
+	servers, stop, err := demo.ZooKeeper(ctx, nil, con)
 	if err != nil {
 		return err
 	}
@@ -48,10 +45,8 @@ func run(timeout time.Duration) error {
 	}
 	defer proxy.Close()
 
-	start := time.Now()
-	say := func(format string, args ...any) {
-		fmt.Printf("%6.2fs  %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
-	}
+	con.StartClock()
+	say := func(format string, args ...any) { con.Event(time.Now(), format, args...) }
 
 	s, err := zklock.Connect(ctx, []string{proxy.Addr()}, zklock.WithSessionTimeout(timeout))
 	if err != nil {
@@ -69,7 +64,7 @@ func run(timeout time.Duration) error {
 			if err != nil {
 				return err
 			}
-			say("state: %v", c)
+			con.Event(c.Time, "state: %v", c)
 			if c.State == want {
 				return nil
 			}
@@ -117,9 +112,7 @@ func run(timeout time.Duration) error {
 		if !ok {
 			break
 		}
-		select {
-		case <-time.After(100 * time.Millisecond):
-		case <-ctx.Done():
+		if !demo.Sleep(ctx, 100*time.Millisecond) {
 			return ctx.Err()
 		}
 	}
@@ -127,9 +120,4 @@ func run(timeout time.Duration) error {
 
 	s.Close()
 	return next(zklock.StateClosed)
-}
-
-// zookeeper returns servers to use and a function that stops any it started.
-func zookeeper(ctx context.Context) ([]string, func(), error) {
-	return zkserver.Ensure(ctx, func(format string, args ...any) { fmt.Printf(format+"\n", args...) })
 }
