@@ -77,13 +77,26 @@ func (c *cleaner) run(life context.Context) {
 	}
 }
 
-// perform tries one duty once, bounded; true when it needs no retry.
+// perform tries one duty once, bounded; true when it needs no retry. Only
+// a lost connection or the attempt's timeout is worth another try; a
+// delete the server refuses (no auth, ...) would be refused again.
 func (c *cleaner) perform(life context.Context, d duty) bool {
 	ctx, cancel := context.WithTimeout(life, c.timeout)
 	defer cancel()
 	err := d.del(ctx)
-	if err != nil {
+	switch {
+	case err == nil, d.g.ended(), errors.Is(err, zk.ErrNoNode):
+		return true
+	case ctx.Err() != nil || retryable(err):
 		c.logger.Debug("zklock: cleanup delete failed; will retry", "node", d.what, "err", err)
+		return false
 	}
-	return err == nil || d.g.ended() || errors.Is(err, zk.ErrNoNode)
+	c.refused(d.what, err)
+	return true
+}
+
+// refused logs a delete the server refused: the node stays until its
+// ZooKeeper session ends, and may block other contenders until then.
+func (c *cleaner) refused(what string, err error) {
+	c.logger.Warn("zklock: the server refused to delete a node; it stays until its session ends", "node", what, "err", err)
 }

@@ -32,8 +32,16 @@ type generation struct {
 	policy Backoff
 	clk    clock
 
+	inbox  *mailbox[inboxEvent] // to tell run the deadline was seen passed
+	doomed atomic.Bool          // the deadline was seen passed: g must end
+
 	done chan struct{} // closed when the ZooKeeper session ends for us
 	err  error         // why; written before done is closed
+
+	hookMu   sync.Mutex // guards hooks, nextHook, hooksRun
+	hooks    map[int]func(error)
+	nextHook int
+	hooksRun bool
 
 	// Written by run before the generation is published, read-only after.
 	sessionID int64
@@ -49,6 +57,60 @@ func (g *generation) ended() bool {
 		return false
 	}
 }
+
+// onEnd registers f to run when g ends, with g's cause, before the server
+// is asked to end the ZooKeeper session: a hold made under g has ended
+// before anyone else can be granted its place. It returns a function that
+// unregisters f, or false if g has already ended (f is then not called).
+// f must not block.
+func (g *generation) onEnd(f func(error)) (unregister func(), ok bool) {
+	g.hookMu.Lock()
+	defer g.hookMu.Unlock()
+	if g.hooksRun {
+		return nil, false
+	}
+	if g.hooks == nil {
+		g.hooks = make(map[int]func(error))
+	}
+	id := g.nextHook
+	g.nextHook++
+	g.hooks[id] = f
+	return func() {
+		g.hookMu.Lock()
+		defer g.hookMu.Unlock()
+		delete(g.hooks, id)
+	}, true
+}
+
+func (g *generation) runHooks() {
+	g.hookMu.Lock()
+	hooks := g.hooks
+	g.hooks, g.hooksRun = nil, true
+	g.hookMu.Unlock()
+	for _, f := range hooks {
+		f(g.err)
+	}
+}
+
+// pastDeadline reports whether g's safe loss deadline has passed. It
+// compares the clock itself, so a process resuming from a pause longer
+// than the deadline learns of the loss on its first check, before the
+// timer that ends g has run; g is then doomed, and run ends it.
+func (g *generation) pastDeadline() bool {
+	if g.doomed.Load() || g.ended() {
+		return true
+	}
+	if time.Now().Before(g.lossDeadline()) {
+		return false
+	}
+	if !g.doomed.Swap(true) {
+		g.inbox.push(inboxEvent{gen: g.id, doomed: true})
+	}
+	return true
+}
+
+// errPastDeadline is why a generation ends at its loss deadline.
+var errPastDeadline = fmt.Errorf("%w: %w", ErrSessionExpired, ErrLossDeadline)
 
 // lossDeadline is the safe loss deadline: the leader cannot expire the
 // session before the lease's proof plus T minus the lease's allowance (the
@@ -88,8 +150,9 @@ type generations struct {
 type inboxEvent struct {
 	gen   uint64
 	state zk.State
-	auth  bool // an authentication attempt finished, with err
-	err   error
+	auth   bool // an authentication attempt finished, with err
+	err    error
+	doomed bool // a check saw the loss deadline passed
 }
 
 func newGenerations(cfg *sessionConfig, servers []string, clk clock, own *owner, st *states, closing <-chan struct{}) *generations {
@@ -153,7 +216,7 @@ func (gs *generations) open() (*generation, error) {
 	g := &generation{
 		id: id, tap: wiretap.New(nil), margin: gs.cfg.margin,
 		own: gs.own, policy: gs.cfg.backoff, clk: gs.clk,
-		done: make(chan struct{}),
+		inbox: gs.inbox, done: make(chan struct{}),
 	}
 	dial := func(network, addr string, timeout time.Duration) (net.Conn, error) {
 		c, err := gs.cfg.dialer(network, addr, timeout)
@@ -205,6 +268,10 @@ func (gs *generations) run(g *generation) {
 					continue // from a generation already ended
 				}
 				switch {
+				case e.doomed:
+					gs.cfg.logger.Warn("zklock: safe loss deadline seen passed; presuming the session expired",
+						"session", fmt.Sprintf("0x%x", g.sessionID))
+					endAndHeal(errPastDeadline)
 				case e.auth && e.err != nil:
 					gs.cfg.logger.Warn("zklock: authentication failed; opening a new session", "err", e.err)
 					endAndHeal(fmt.Errorf("%w: authentication: %w", ErrSessionExpired, e.err))
@@ -226,13 +293,13 @@ func (gs *generations) run(g *generation) {
 			}
 
 		case <-expiry.c:
-			if dl := g.lossDeadline(); time.Now().Before(dl) {
+			if dl := g.lossDeadline(); !g.doomed.Load() && time.Now().Before(dl) {
 				expiry.set(time.Until(dl))
 				continue
 			}
 			gs.cfg.logger.Warn("zklock: no proof from the ZooKeeper leader before the safe loss deadline; presuming the session expired",
 				"session", fmt.Sprintf("0x%x", g.sessionID))
-			endAndHeal(fmt.Errorf("%w: %w", ErrSessionExpired, ErrLossDeadline))
+			endAndHeal(errPastDeadline)
 
 		case <-heal.c:
 			next, err := gs.open()
@@ -333,8 +400,9 @@ func (gs *generations) probe(g *generation) {
 	}
 }
 
-// end closes g's done channel and its connection. Closing the connection
-// sends ZooKeeper a close request when it can, which deletes the session's
+// end closes g's done channel, ends what was held under g (its onEnd
+// hooks), and only then closes its connection. Closing the connection sends
+// ZooKeeper a close request when it can, which deletes the session's
 // ephemeral nodes at once.
 func (gs *generations) end(g *generation, err error) {
 	closed := errors.Is(err, ErrSessionClosed)
@@ -346,6 +414,7 @@ func (gs *generations) end(g *generation, err error) {
 	}
 	g.err = err
 	close(g.done)
+	g.runHooks()
 	gs.mu.Lock()
 	if gs.cur == g {
 		gs.cur = nil

@@ -2,17 +2,19 @@ package zklock
 
 import (
 	"context"
+	"fmt"
 	"sync"
 )
 
 // hold is one tenure of a lock or of leadership. It ends exactly once: on
 // release, or when lost; its channel, context and error change together.
 type hold struct {
-	g     *generation
-	name  string // our node
-	key   string // our node's path under the chroot
-	seq   int32
-	token int64 // czxid of our node
+	g      *generation
+	name   string // our node
+	key    string // our node's path under the chroot
+	seq    int32
+	token  int64 // czxid of our node
+	lostAs error // what a loss wraps: ErrLockLost, ErrLeadershipLost
 
 	done   chan struct{}
 	ctx    context.Context
@@ -22,14 +24,16 @@ type hold struct {
 	err      error
 	released bool // Unlock or Resign has claimed it
 
+	unhook func()             // unregisters the hold from its generation's end
 	stop   context.CancelFunc // stops the monitor
 	exited chan struct{}      // closed when the monitor has returned
 }
 
 // newHold starts a hold; its context carries parent's values.
-func newHold(parent context.Context, g *generation, name, key string, seq int32, token int64) *hold {
-	h := &hold{g: g, name: name, key: key, seq: seq, token: token, done: make(chan struct{}), exited: make(chan struct{})}
-	h.ctx, h.cancel = context.WithCancelCause(context.WithoutCancel(parent))
+func newHold(parent context.Context, g *generation, name, key string, seq int32, token int64, lostAs error) *hold {
+	h := &hold{g: g, name: name, key: key, seq: seq, token: token, lostAs: lostAs, done: make(chan struct{}), exited: make(chan struct{})}
+	inner, cancel := context.WithCancelCause(context.WithoutCancel(parent))
+	h.ctx, h.cancel = holdContext{inner, h}, cancel
 	return h
 }
 
@@ -45,6 +49,18 @@ func (h *hold) end(err error) bool {
 	h.cancel(err)
 	close(h.done)
 	return true
+}
+
+// lose ends the hold as lost, for cause.
+func (h *hold) lose(cause error) { h.end(fmt.Errorf("%w: %w", h.lostAs, cause)) }
+
+// check ends the hold if its generation's loss deadline has passed, whether
+// or not the timer that ends the generation has run yet. Every pull-style
+// look at a hold (Done, Err, Context) checks first.
+func (h *hold) check() {
+	if h.cause() == nil && h.g.pastDeadline() {
+		h.lose(errPastDeadline)
+	}
 }
 
 func (h *hold) cause() error {
@@ -63,6 +79,23 @@ func (h *hold) claim() bool {
 	}
 	h.released = true
 	return true
+}
+
+// holdContext is a hold's context: its Done and Err check the loss deadline
+// first, like the hold's own Done and Err.
+type holdContext struct {
+	context.Context
+	h *hold
+}
+
+func (c holdContext) Done() <-chan struct{} {
+	c.h.check()
+	return c.Context.Done()
+}
+
+func (c holdContext) Err() error {
+	c.h.check()
+	return c.Context.Err()
 }
 
 // closedChan is returned by Done before any hold exists.

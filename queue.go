@@ -268,6 +268,9 @@ func (q *queue) findOwn(ctx context.Context, g *generation, id string) (string, 
 // ephemeral nodes of session sid.
 func ownedWithID(c *zk.Conn, dir, id string, sid int64) ([]string, error) {
 	kids, _, err := c.Children(dir)
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil, nil // the directory went, and our node with it
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -398,6 +401,16 @@ func (q *queue) watchAhead(ctx context.Context, g *generation, ahead, name strin
 	return w.ev, nil
 }
 
+// exists reports whether our node still exists. A read after a notification
+// sees the state after the change notified, so it shows whether our node
+// survived that change.
+func (q *queue) exists(ctx context.Context, g *generation, name string) (bool, error) {
+	return doOn(ctx, g, func(c *zk.Conn) (bool, error) {
+		ok, _, err := c.Exists(q.dir + "/" + name)
+		return ok, err
+	})
+}
+
 // watchSelf checks our node and sets a watch on it, which fires when it is
 // deleted or changed.
 func (q *queue) watchSelf(ctx context.Context, g *generation, name string) (selfCheck, error) {
@@ -479,34 +492,49 @@ func (q *queue) head(ctx context.Context, watch bool) (front, <-chan zk.Event, e
 
 // discard deletes a node of g that is no longer wanted: at once when it
 // can, else through the cleaner. An ended generation's ephemeral nodes go
-// with its ZooKeeper session.
+// with its ZooKeeper session. A delete the server refuses is logged.
 func (q *queue) discard(ctx context.Context, g *generation, name string) {
-	if g.ended() {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	if err := q.deleteOn(ctx, g, name); err != nil {
-		q.handOver(g, name)
+	if err := q.deleteOrHandOver(ctx, g, name); err != nil {
+		q.cleaner.refused(q.dir+"/"+name, err)
 	}
 }
 
 // release deletes the node of a hold being given up, bounded by ctx and
-// cleanupTimeout; if that does not succeed, the cleaner takes over. A
-// release never waits for a connection to come back.
-func (q *queue) release(ctx context.Context, g *generation, name string) {
+// cleanupTimeout; if the connection is down or the time runs out, the
+// cleaner takes over. A release never waits for a connection to come
+// back. It returns the server's refusal (no auth, ...): the node then
+// stays until the ZooKeeper session ends.
+func (q *queue) release(ctx context.Context, g *generation, name string) error {
 	if g.ended() {
-		return
+		return nil
 	}
 	if q.gens.suspended() {
 		q.handOver(g, name)
-		return
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
 	defer cancel()
-	if err := q.deleteOn(ctx, g, name); err != nil && !g.ended() {
-		q.handOver(g, name)
+	return q.deleteOrHandOver(ctx, g, name)
+}
+
+// deleteOrHandOver deletes our node name, handing the delete to the
+// cleaner if a lost connection or ctx stops it; it returns only an error
+// the server decided.
+func (q *queue) deleteOrHandOver(ctx context.Context, g *generation, name string) error {
+	if g.ended() {
+		return nil
 	}
+	err := q.deleteOn(ctx, g, name)
+	switch {
+	case err == nil, g.ended():
+		return nil
+	case ctx.Err() != nil || retryable(err):
+		q.handOver(g, name)
+		return nil
+	}
+	return err
 }
 
 // deleteOn deletes our node name on generation g, retrying on a lost

@@ -102,6 +102,12 @@ func (r *recipe) acquire(ctx context.Context, data []byte, wait bool) error {
 		h, watch, err := r.attempt(ctx, g, data, wait, guess)
 		guess = seqGuess{} // the guess is void in another generation
 		if err == nil {
+			// The hold ends with g, before g's connection is closed.
+			unhook, ok := g.onEnd(h.lose)
+			if !ok {
+				continue // g ended as we were granted: queue again in the next
+			}
+			h.unhook = unhook
 			// Not derived from the Session's life: at Close the monitor must
 			// see the session end and report the loss, not just stop.
 			mctx, stop := context.WithCancel(context.Background())
@@ -137,6 +143,15 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 	}()
 	kids := q.kids // nil: list again
 	self := q.self // the latest check of our node, if any
+	// requeue replaces our node, deleted under us while we waited.
+	requeue := func() error {
+		name = ""
+		if q, err = r.q.enqueue(ctx, g, data, seqGuess{}); err != nil {
+			return err
+		}
+		name, kids, self = q.name, q.kids, q.self
+		return nil
+	}
 	for {
 		// Listings are dropped before waiting (kids is reset below): with
 		// many waiters, each keeping the whole queue's names would cost
@@ -148,7 +163,16 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 				// Cancelled as a watch fired: a listing would be for nothing.
 				return nil, nil, ctx.Err()
 			}
-			if kids, self, err = r.q.look(ctx, g, name, self); err != nil {
+			kids, self, err = r.q.look(ctx, g, name, self)
+			if errors.Is(err, zk.ErrNoNode) {
+				// The directory was deleted, our node with it (children go
+				// first): queue again, which makes the directory anew.
+				if err := requeue(); err != nil {
+					return nil, nil, err
+				}
+				continue
+			}
+			if err != nil {
 				return nil, nil, err
 			}
 		}
@@ -157,11 +181,9 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 		kids = nil
 		index, pred, first, found := seqnode.Position(nodes, name)
 		if !found || (self != nil && !self.ok) { // deleted under us while waiting: queue again
-			name = ""
-			if q, err = r.q.enqueue(ctx, g, data, seqGuess{}); err != nil {
+			if err := requeue(); err != nil {
 				return nil, nil, err
 			}
-			name, kids, self = q.name, q.kids, q.self
 			continue
 		}
 		if first {
@@ -197,12 +219,26 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 		select {
 		case e := <-ev:
 			// Nodes ahead of ours can only go, never come (sequence numbers
-			// grow), so when the only one ahead is deleted we are first.
-			// ZooKeeper delivers watch events in the order of the changes,
-			// so if our own node's watch has not fired, our node existed
-			// when the one ahead went: granting needs no further round trip.
+			// grow), so when the only one ahead is deleted we are first if
+			// our node still exists. The notification does not prove that:
+			// one transaction (a multi, such as a recursive delete) can
+			// delete our node with the one ahead, and go-zookeeper hands out
+			// the events of one transaction one by one, so our own watch
+			// may not have fired yet. A read made after the notification
+			// sees the state after that transaction: if our node is there,
+			// it was first then.
 			if index == 1 && e.Type == zk.EventNodeDeleted && self.live() {
-				return r.grant(ctx, g, name, self.st.EphemeralOwner, self.st.Czxid, self.watch)
+				there, err := r.q.exists(ctx, g, name)
+				if err != nil {
+					return nil, nil, err
+				}
+				if there {
+					return r.grant(ctx, g, name, self.st.EphemeralOwner, self.st.Czxid, self.watch)
+				}
+				if err := requeue(); err != nil {
+					return nil, nil, err
+				}
+				continue
 			}
 			// Otherwise list again; look checks our node again only if its
 			// watch has fired.
@@ -225,14 +261,15 @@ func (r *recipe) grant(ctx context.Context, g *generation, name string, owner, c
 		return nil, nil, g.err
 	}
 	n, _ := seqnode.Parse(name)
-	return newHold(ctx, g, name, r.q.key(name), n.Seq, czxid), watch, nil
+	return newHold(ctx, g, name, r.q.key(name), n.Seq, czxid, r.k.lost), watch, nil
 }
 
 // monitor ends the hold when it is lost: the ZooKeeper session ends (expiry,
 // loss deadline, Close) or the node is deleted.
 func (r *recipe) monitor(ctx context.Context, h *hold, watch <-chan zk.Event) {
 	defer close(h.exited)
-	lost := func(cause error) { h.end(fmt.Errorf("%w: %w", r.k.lost, cause)) }
+	defer h.unhook()
+	lost := h.lose
 	rewatch := watch == nil // granted without a check of our own node: watch it now
 	for {
 		if rewatch {
@@ -279,9 +316,12 @@ func (r *recipe) release(ctx context.Context) error {
 	// The hold has ended, so whatever the monitor sees from here on (our
 	// own delete among it) changes nothing: the delete need not wait for
 	// the monitor to stop.
-	r.q.release(ctx, h.g, h.name)
+	err := r.q.release(ctx, h.g, h.name)
 	h.stop()
 	<-h.exited
+	if err != nil {
+		return fmt.Errorf("zklock: delete %s: %w", h.key, err)
+	}
 	return nil
 }
 
@@ -293,6 +333,7 @@ func (r *recipe) current() *hold {
 
 func (r *recipe) done() <-chan struct{} {
 	if h := r.current(); h != nil {
+		h.check()
 		return h.done
 	}
 	return closedChan
@@ -300,6 +341,7 @@ func (r *recipe) done() <-chan struct{} {
 
 func (r *recipe) err() error {
 	if h := r.current(); h != nil {
+		h.check()
 		return h.cause()
 	}
 	return r.k.free
@@ -307,6 +349,7 @@ func (r *recipe) err() error {
 
 func (r *recipe) context() context.Context {
 	if h := r.current(); h != nil {
+		h.check()
 		return h.ctx
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())

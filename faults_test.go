@@ -1,0 +1,396 @@
+package zklock_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/zklock/zklock"
+	"github.com/zklock/zklock/internal/zktest"
+)
+
+// isClosed reports whether ch is closed, without waiting.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close ends every hold made under the Session before the server is asked
+// to end the ZooKeeper session, so no other client can be granted a lock or
+// lead while the closed holder's Done is still open, and Close returns
+// only after that. Many holds make the window in which a hold could still
+// be open wide.
+func TestIntegration_CloseEndsHoldsBeforeOthersAreGranted(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	admin := zc.Admin(t)
+	other := connect(t, zc.Servers(), zklock.WithChroot(root))
+	const holds = 50
+	for round := range 3 {
+		holder := connect(t, zc.Servers(), zklock.WithChroot(root))
+		ctx := bounded(t, zktest.Timeout)
+		var ms []*zklock.Mutex
+		for i := range holds {
+			m := zklock.NewMutex(holder, fmt.Sprintf("/lock-%d", i))
+			require.NoError(t, m.Lock(ctx))
+			ms = append(ms, m)
+		}
+		e := zklock.NewElection(holder, "/election")
+		require.NoError(t, e.Campaign(ctx))
+
+		// The waiters look at the holder's Done the moment they are granted.
+		type seen struct {
+			err        error
+			holderDone bool
+		}
+		var waiters []*zklock.Mutex
+		var lockSeen []chan seen
+		for i, m := range ms {
+			wm := zklock.NewMutex(other, fmt.Sprintf("/lock-%d", i))
+			ch := make(chan seen, 1)
+			go func() {
+				err := wm.Lock(ctx)
+				ch <- seen{err, isClosed(m.Done())}
+			}()
+			waiters, lockSeen = append(waiters, wm), append(lockSeen, ch)
+		}
+		we := zklock.NewElection(other, "/election")
+		leadSeen := make(chan seen, 1)
+		go func() {
+			err := we.Campaign(ctx)
+			leadSeen <- seen{err, isClosed(e.Done())}
+		}()
+		for i := range ms {
+			waitChildren(t, admin, fmt.Sprintf("%s/lock-%d", root, i), 2)
+		}
+		waitChildren(t, admin, root+"/election", 2)
+
+		require.NoError(t, holder.Close())
+		for i, m := range ms {
+			assert.True(t, isClosed(m.Done()), "round %d: lock %d's Done is closed when Close returns", round, i)
+			assert.ErrorIs(t, m.Err(), zklock.ErrSessionClosed)
+		}
+		assert.True(t, isClosed(e.Done()), "round %d: the leadership's Done is closed when Close returns", round)
+		assert.ErrorIs(t, context.Cause(e.Context()), zklock.ErrSessionClosed)
+
+		for i, ch := range lockSeen {
+			s := await(t, ch, "a waiting Lock")
+			require.NoError(t, s.err)
+			assert.True(t, s.holderDone, "round %d: the closed holder's Done was closed before the next Lock %d returned", round, i)
+			require.NoError(t, waiters[i].Unlock(ctx))
+		}
+		s := await(t, leadSeen, "the waiting Campaign")
+		require.NoError(t, s.err)
+		assert.True(t, s.holderDone, "round %d: the closed leader's Done was closed before the next Campaign returned", round)
+		require.NoError(t, we.Resign(ctx))
+	}
+}
+
+// recursiveDelete deletes dir and its children in one transaction, as
+// ZooKeeper's own deleteall does for a batch.
+func recursiveDelete(t *testing.T, admin *zk.Conn, dir string) {
+	t.Helper()
+	kids, _, err := admin.Children(dir)
+	require.NoError(t, err)
+	var ops []any
+	for _, k := range kids {
+		ops = append(ops, &zk.DeleteRequest{Path: dir + "/" + k, Version: -1})
+	}
+	ops = append(ops, &zk.DeleteRequest{Path: dir, Version: -1})
+	_, err = admin.Multi(ops...)
+	require.NoError(t, err)
+}
+
+// An operator's recursive delete of a queue, holder and waiters in one
+// transaction: the holder learns of its loss, and waiting calls keep
+// waiting (queueing again) instead of failing; each grant rests on a node
+// that exists.
+func TestIntegration_RecursiveDeleteWhileQueued(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	admin := zc.Admin(t)
+
+	type contender struct {
+		acquire func(context.Context) error
+		release func(context.Context) error
+		done    func() <-chan struct{}
+		errf    func() error
+		key     func() string
+	}
+	mutex := func(s *zklock.Session, p string) contender {
+		m := zklock.NewMutex(s, p)
+		return contender{m.Lock, m.Unlock, m.Done, m.Err, m.Key}
+	}
+	election := func(s *zklock.Session, p string) contender {
+		e := zklock.NewElection(s, p)
+		return contender{e.Campaign, e.Resign, e.Done, e.Err, e.Key}
+	}
+	for _, tc := range []struct {
+		name string
+		make func(*zklock.Session, string) contender
+		lost error
+	}{
+		{"mutex", mutex, zklock.ErrLockLost},
+		{"election", election, zklock.ErrLeadershipLost},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for round := range 3 {
+				dir := fmt.Sprintf("/%s-%d", tc.name, round)
+				ctx := bounded(t, zktest.Timeout)
+				holder := tc.make(connect(t, zc.Servers(), zklock.WithChroot(root)), dir)
+				require.NoError(t, holder.acquire(ctx))
+				var waiters []contender
+				var results []chan error
+				for range 2 {
+					w := tc.make(connect(t, zc.Servers(), zklock.WithChroot(root)), dir)
+					res := make(chan error, 1)
+					go func() { res <- w.acquire(ctx) }()
+					waiters, results = append(waiters, w), append(results, res)
+					waitChildren(t, admin, root+dir, len(waiters)+1)
+				}
+
+				recursiveDelete(t, admin, root+dir)
+				await(t, holder.done(), "the holder's loss signal")
+				assert.ErrorIs(t, holder.errf(), tc.lost)
+				assert.ErrorIs(t, holder.errf(), zklock.ErrNodeDeleted)
+
+				// Exactly one waiter is granted at a time, each on a node that
+				// exists; neither fails.
+				for range waiters {
+					var i int
+					select {
+					case err := <-results[0]:
+						require.NoError(t, err, "round %d: a waiting call keeps waiting through the delete", round)
+						i = 0
+					case err := <-results[1]:
+						require.NoError(t, err, "round %d: a waiting call keeps waiting through the delete", round)
+						i = 1
+					case <-ctx.Done():
+						t.Fatalf("round %d: no waiter was granted after the delete", round)
+					}
+					results[i] = nil // granted: never selected again
+					w := waiters[i]
+					assert.NoError(t, w.errf(), "round %d: the grant holds", round)
+					assert.True(t, exists(t, admin, root+w.key()), "round %d: the granted node %s exists", round, w.key())
+					require.NoError(t, w.release(ctx))
+				}
+				waitChildren(t, admin, root+dir, 0)
+			}
+		})
+	}
+}
+
+// recordingHandler keeps the messages of warnings and errors.
+type recordingHandler struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (h *recordingHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.msgs = append(h.msgs, r.Message)
+	return nil
+}
+func (h *recordingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *recordingHandler) WithGroup(string) slog.Handler      { return h }
+
+func (h *recordingHandler) messages() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.msgs...)
+}
+
+// A delete the server refuses is reported, not hidden by the cleaner:
+// Unlock returns it, and a cancelled waiter's refused delete is logged as
+// a warning and not retried.
+func TestIntegration_RefusedDeleteIsReported(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	admin := zc.Admin(t)
+		// Anyone may create children of the lock directories, no one may
+	// delete them.
+	noDelete := zk.WorldACL(zk.PermAll &^ zk.PermDelete)
+	for _, d := range []string{"m", "e", "w"} {
+		_, err := admin.Create(root+"/"+d, nil, 0, noDelete)
+		require.NoError(t, err)
+	}
+	ctx := bounded(t, zktest.Timeout)
+
+	for _, tc := range []struct {
+		name    string
+		acquire func(*zklock.Session) (release func(context.Context) error, done func() <-chan struct{})
+	}{
+		{"mutex", func(s *zklock.Session) (func(context.Context) error, func() <-chan struct{}) {
+			m := zklock.NewMutex(s, "/m")
+			require.NoError(t, m.Lock(ctx))
+			return m.Unlock, m.Done
+		}},
+		{"election", func(s *zklock.Session) (func(context.Context) error, func() <-chan struct{}) {
+			e := zklock.NewElection(s, "/e")
+			require.NoError(t, e.Campaign(ctx))
+			return e.Resign, e.Done
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := connect(t, zc.Servers(), zklock.WithChroot(root))
+			release, done := tc.acquire(s)
+			err := release(ctx)
+			assert.ErrorIs(t, err, zk.ErrNoAuth, "the server's refusal reaches the caller")
+			assert.True(t, isClosed(done()), "the hold has ended all the same")
+			kids, _, err := admin.Children(root + "/" + tc.name[:1])
+			require.NoError(t, err)
+			assert.Len(t, kids, 1, "the refused node stays until its session ends")
+			require.NoError(t, s.Close())
+			waitChildren(t, admin, root+"/"+tc.name[:1], 0)
+		})
+	}
+
+	t.Run("cancelled waiter", func(t *testing.T) {
+		holder := zklock.NewMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/w")
+		require.NoError(t, holder.Lock(ctx))
+		logs := &recordingHandler{}
+		s := connect(t, zc.Servers(), zklock.WithChroot(root), zklock.WithLogger(slog.New(logs)))
+		assert.ErrorIs(t, zklock.NewMutex(s, "/w").TryLock(ctx), zklock.ErrLocked)
+		assert.Len(t, children(t, admin, root+"/w"), 2, "the refused waiter's node stays until its session ends")
+		var refused int
+		for _, m := range logs.messages() {
+			if strings.Contains(m, "refused to delete") {
+				refused++
+			}
+		}
+		assert.Equal(t, 1, refused, "one warning for the refused delete, no retries: %q", logs.messages())
+		require.NoError(t, s.Close())
+		require.ErrorIs(t, holder.Unlock(ctx), zk.ErrNoAuth)
+	})
+	for _, d := range []string{"m", "e", "w"} {
+		require.NoError(t, admin.Delete(root+"/"+d, -1))
+	}
+}
+
+// pausedHolderEnv carries the servers and root to the holder process of
+// TestIntegration_HoldCheckedAfterProcessPause.
+const pausedHolderEnv = "ZKLOCK_TEST_PAUSED_HOLDER"
+
+// A process that resumes after a pause longer than its loss deadline
+// learns of the loss on its first look at the hold, before the Session's
+// timer has had a chance to run. The holder runs in a child process, which
+// the test stops (SIGSTOP) until the server has expired its session.
+func TestIntegration_HoldCheckedAfterProcessPause(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	admin := zc.Admin(t)
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPausedHolderProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), pausedHolderEnv+"="+strings.Join(zc.Servers(), ",")+";"+root)
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = os.Stderr
+	resume, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	exited := false
+	defer func() {
+		if !exited {
+			cmd.Process.Kill()
+			for range lines {
+			}
+			cmd.Wait()
+		}
+	}()
+	next := func(prefix string) string {
+		t.Helper()
+		timeout := time.After(zktest.Timeout)
+		for {
+			select {
+			case l, ok := <-lines:
+				require.True(t, ok, "the holder process ended before printing %q", prefix)
+				if rest, found := strings.CutPrefix(l, prefix); found {
+					return rest
+				}
+			case <-timeout:
+				t.Fatalf("the holder process did not print %q", prefix)
+			}
+		}
+	}
+	key := next("locked ")
+	require.NoError(t, cmd.Process.Signal(syscall.SIGSTOP))
+	waitGone(t, admin, root+key) // the server expired the paused holder's session
+	// Written while the holder is stopped, the line is there to read the
+	// moment it runs again, at the same time as its timers fire.
+	_, err = resume.Write([]byte("resumed\n"))
+	require.NoError(t, err)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGCONT))
+	for _, check := range []string{"Err", "Done", "Context"} {
+		assert.Equal(t, "lost", next(check+" "), "%s reports the loss at the first look after the pause", check)
+	}
+	for range lines {
+	}
+	exited = true
+	require.NoError(t, cmd.Wait())
+}
+
+// TestPausedHolderProcess is the holder of
+// TestIntegration_HoldCheckedAfterProcessPause; it does nothing unless
+// started by it.
+func TestPausedHolderProcess(t *testing.T) {
+	env := os.Getenv(pausedHolderEnv)
+	if env == "" {
+		t.Skip("runs only as the holder process of TestIntegration_HoldCheckedAfterProcessPause")
+	}
+	servers, root, _ := strings.Cut(env, ";")
+	const timeout = 2 * time.Second
+	ctx := bounded(t, zktest.Timeout)
+	s := connect(t, strings.Split(servers, ","), zklock.WithChroot(root), zklock.WithSessionTimeout(timeout))
+	var ms []*zklock.Mutex
+	for i := range 3 {
+		m := zklock.NewMutex(s, fmt.Sprintf("/paused-%d", i))
+		require.NoError(t, m.Lock(ctx))
+		ms = append(ms, m)
+	}
+	fmt.Printf("locked %s\n", ms[0].Key())
+	// The line comes once the test has paused this process past the
+	// deadline; the first thing after it is a look at each hold, each
+	// through another accessor.
+	_, err := bufio.NewReader(os.Stdin).ReadString('\n')
+	require.NoError(t, err)
+	errLost := ms[0].Err() != nil
+	doneLost := isClosed(ms[1].Done())
+	ctxLost := ms[2].Context().Err() != nil
+	lost := func(b bool) string {
+		if b {
+			return "lost"
+		}
+		return "held"
+	}
+	fmt.Printf("Err %s\nDone %s\nContext %s\n", lost(errLost), lost(doneLost), lost(ctxLost))
+}
