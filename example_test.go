@@ -5,23 +5,36 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"time"
+
+	"github.com/go-zookeeper/zk"
 
 	"github.com/zklock/zklock"
-	"github.com/zklock/zklock/internal/zktest"
 )
 
-// servers stands for your ensemble's addresses, "zk1:2181,zk2:2181,...".
-func servers() []string {
-	addrs, err := zktest.Servers()
+func ExampleConnect() {
+	// servers lists your ensemble: []string{"zk1:2181", "zk2:2181", "zk3:2181"}.
+	// The ctx bounds only the connect: if no server answers in time,
+	// Connect fails. The Session then lives until Close, reconnecting and
+	// renewing its ZooKeeper session as needed.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	s, err := zklock.Connect(ctx, servers, zklock.WithSessionTimeout(10*time.Second))
+	cancel()
 	if err != nil {
 		log.Fatal(err)
 	}
-	return addrs
+	// Close ends the ZooKeeper session: its locks are released at once.
+	defer s.Close()
+
+	fmt.Println(s.State())
+	// Output:
+	// connected
 }
 
 func ExampleMutex_Lock() {
-	ctx := context.Background()
-	s, err := zklock.Connect(ctx, servers())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := zklock.Connect(ctx, servers)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -47,13 +60,15 @@ func ExampleMutex_Lock() {
 }
 
 func ExampleMutex_TryLock() {
-	ctx := context.Background()
-	a, err := zklock.Connect(ctx, servers())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// Two instances of a job, each with its own Session.
+	a, err := zklock.Connect(ctx, servers)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer a.Close()
-	b, err := zklock.Connect(ctx, servers())
+	b, err := zklock.Connect(ctx, servers)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -66,17 +81,159 @@ func ExampleMutex_TryLock() {
 	}
 	// Someone else runs it: skip instead of queueing.
 	err = second.TryLock(ctx)
-	fmt.Println(errors.Is(err, zklock.ErrLocked))
+	fmt.Println("someone else runs it:", errors.Is(err, zklock.ErrLocked))
 	if err := first.Unlock(ctx); err != nil {
 		log.Fatal(err)
 	}
 	// Output:
-	// true
+	// someone else runs it: true
+}
+
+// A fenced write: the guard makes the write fail unless the writer still
+// holds the lock, so a holder that lost it (its session expired while it
+// was paused, say) cannot overwrite a newer holder's data.
+func ExampleMutex_Guard() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := zklock.Connect(ctx, servers)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+
+	// The resource: a node that only the lock's holder may change.
+	const config = "/examples-config"
+	if err := s.Create(ctx, config, []byte("v1"), 0); err != nil {
+		log.Fatal(err)
+	}
+
+	m := zklock.NewMutex(s, "/examples/config-lock")
+	if err := m.Lock(ctx); err != nil {
+		log.Fatal(err)
+	}
+	guard := m.Guard()
+	_, err = s.Multi(ctx, guard, &zk.SetDataRequest{Path: config, Data: []byte("v2"), Version: -1})
+	fmt.Println("write while holding:", err)
+
+	if err := m.Unlock(ctx); err != nil {
+		log.Fatal(err)
+	}
+	// The same write with the old guard, as from a former holder, fails.
+	_, err = s.Multi(ctx, guard, &zk.SetDataRequest{Path: config, Data: []byte("v3"), Version: -1})
+	fmt.Println("write after the hold ended fails:", errors.Is(err, zk.ErrNoNode))
+
+	data, _, err := s.Get(ctx, config)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("config:", string(data))
+	if err := s.Delete(ctx, config, -1); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// write while holding: <nil>
+	// write after the hold ended fails: true
+	// config: v2
+}
+
+func ExampleElection_Campaign() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := zklock.Connect(ctx, servers)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+
+	e := zklock.NewElection(s, "/examples/scheduler", zklock.WithValue([]byte("me")))
+	// Campaign blocks until this candidate leads.
+	if err := e.Campaign(ctx); err != nil {
+		log.Fatal(err)
+	}
+	// Leadership can be lost at any time: lead under e.Context(), which
+	// ends with it, and fence writes with e.Token() or e.Guard().
+	term, err := e.Leader(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("leader:", string(term.Value), "- this term:", term.Token == e.Token())
+
+	// Resign hands leadership to the next candidate at once.
+	if err := e.Resign(ctx); err != nil {
+		log.Fatal(err)
+	}
+	_, err = e.Leader(ctx)
+	fmt.Println("no leader now:", errors.Is(err, zklock.ErrNoLeader))
+	// Output:
+	// leader: me - this term: true
+	// no leader now: true
+}
+
+func ExampleElection_Run() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := zklock.Connect(ctx, servers)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+
+	// A service runs until it is told to stop, typically by a ctx from
+	// signal.NotifyContext; here the first term's work stops it.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	e := zklock.NewElection(s, "/examples/compactor", zklock.WithValue([]byte("me")))
+	err = e.Run(ctx, func(leaderCtx context.Context) error {
+		// Work only while leaderCtx lasts: it ends when leadership is lost
+		// or Run's ctx ends. Run campaigns again after each term.
+		fmt.Println("leading")
+		stop()
+		<-leaderCtx.Done()
+		return nil
+	})
+	fmt.Println("Run stopped:", errors.Is(err, context.Canceled))
+	// Output:
+	// leading
+	// Run stopped: true
+}
+
+func ExampleElection_Observe() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := zklock.Connect(ctx, servers)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+
+	const path = "/examples/primary"
+	// Follow who leads, without standing as a candidate. The channel is
+	// closed when watchCtx ends.
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	terms := zklock.NewElection(s, path).Observe(watchCtx)
+
+	for _, name := range []string{"a", "b"} {
+		e := zklock.NewElection(s, path, zklock.WithValue([]byte(name)))
+		if err := e.Campaign(ctx); err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println("observed leader:", string((<-terms).Value))
+		if err := e.Resign(ctx); err != nil {
+			log.Fatal(err)
+		}
+	}
+	stopWatching()
+	for range terms { // drain until Observe closes the channel
+	}
+	// Output:
+	// observed leader: a
+	// observed leader: b
 }
 
 func ExampleSession_Subscribe() {
-	ctx := context.Background()
-	s, err := zklock.Connect(ctx, servers())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := zklock.Connect(ctx, servers)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -15,20 +15,13 @@ import (
 //
 // Run: go test -run '^$' -bench Uncontended -benchtime 3s
 func BenchmarkUncontended(b *testing.B) {
-	if testing.Short() {
-		b.Skip("needs ZooKeeper")
-	}
+	integration(b)
 	zc := zktest.Shared(b)
 	root := zc.Root(b)
 	ctx := context.Background()
 
 	b.Run("zklock", func(b *testing.B) {
-		s, err := zklock.Connect(ctx, zc.Direct())
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer s.Close()
-		m := zklock.NewMutex(s, root+"/zklock")
+		m := zklock.NewMutex(connect(b, zc.Direct()), root+"/zklock")
 		b.ResetTimer()
 		for range b.N {
 			if err := m.Lock(ctx); err != nil {
@@ -40,9 +33,7 @@ func BenchmarkUncontended(b *testing.B) {
 		}
 	})
 	b.Run("zk.Lock", func(b *testing.B) {
-		conn := rawConn(b, zc.Direct())
-		defer conn.Close()
-		l := zk.NewLock(conn, root+"/zk", zk.WorldACL(zk.PermAll))
+		l := zk.NewLock(plainConn(b, zc.Direct()), root+"/zk", zk.WorldACL(zk.PermAll))
 		b.ResetTimer()
 		for range b.N {
 			if err := l.Lock(); err != nil {

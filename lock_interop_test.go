@@ -1,7 +1,6 @@
 package zklock_test
 
 import (
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -17,8 +16,10 @@ import (
 
 // peerLock drives a foreign lock implementation on the same path.
 type peerLock interface {
-	lock(t *testing.T)                  // blocks until held
-	lockAsync(t *testing.T) func() bool // starts waiting; the func reports whether it now holds
+	lock(t *testing.T) // blocks until held
+	// lockAsync starts waiting for the lock; the channel receives the
+	// outcome once the peer holds it, and when the peer reported it.
+	lockAsync(t *testing.T) <-chan result
 	unlock(t *testing.T)
 }
 
@@ -32,13 +33,13 @@ func (pp processPeer) lock(t *testing.T) {
 	require.NoError(t, err)
 }
 
-func (pp processPeer) lockAsync(t *testing.T) func() bool {
+func (pp processPeer) lockAsync(t *testing.T) <-chan result {
 	require.NoError(t, pp.p.Send("lock "+pp.path))
-	return func() bool {
-		_, err := pp.p.Expect(bounded(t, zktest.Timeout), "locked "+pp.path)
-		require.NoError(t, err)
-		return true
-	}
+	ctx := bounded(t, zktest.Timeout)
+	return async(func() error {
+		_, err := pp.p.Expect(ctx, "locked "+pp.path)
+		return err
+	})
 }
 
 func (pp processPeer) unlock(t *testing.T) {
@@ -50,11 +51,9 @@ func (pp processPeer) unlock(t *testing.T) {
 type goZKLock struct{ l *zk.Lock }
 
 func (g goZKLock) lock(t *testing.T) { require.NoError(t, g.l.Lock()) }
-func (g goZKLock) lockAsync(t *testing.T) func() bool {
-	done := make(chan error, 1)
-	go func() { done <- g.l.Lock() }()
-	return func() bool { require.NoError(t, await(t, done, "zk.Lock")); return true }
-}
+
+func (g goZKLock) lockAsync(*testing.T) <-chan result { return async(g.l.Lock) }
+
 func (g goZKLock) unlock(t *testing.T) { require.NoError(t, g.l.Unlock()) }
 
 func TestIntegration_MutexInterop(t *testing.T) {
@@ -67,24 +66,13 @@ func TestIntegration_MutexInterop(t *testing.T) {
 		peer func(t *testing.T, path string) peerLock
 	}{
 		{"curator", func(t *testing.T, path string) peerLock {
-			p, err := interop.StartCurator(bounded(t, zktest.Timeout), zc.Direct(), work)
-			skipIfMissing(t, err)
-			require.NoError(t, err)
-			t.Cleanup(func() { p.Close() })
-			return processPeer{p, path}
+			return processPeer{startPeer(t, interop.StartCurator, zc.Direct(), work), path}
 		}},
 		{"kazoo", func(t *testing.T, path string) peerLock {
-			p, err := interop.StartKazoo(bounded(t, zktest.Timeout), zc.Direct(), work)
-			skipIfMissing(t, err)
-			require.NoError(t, err)
-			t.Cleanup(func() { p.Close() })
-			return processPeer{p, path}
+			return processPeer{startPeer(t, interop.StartKazoo, zc.Direct(), work), path}
 		}},
 		{"go-zookeeper", func(t *testing.T, path string) peerLock {
-			conn, _, err := zk.Connect(zc.Direct(), 10*time.Second, zk.WithLogInfo(false), zk.WithLogger(quietLogger{}))
-			require.NoError(t, err)
-			t.Cleanup(conn.Close)
-			return goZKLock{zk.NewLock(conn, path, zk.WorldACL(zk.PermAll))}
+			return goZKLock{zk.NewLock(plainConn(t, zc.Direct()), path, zk.WorldACL(zk.PermAll))}
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -100,46 +88,23 @@ func TestIntegration_MutexInterop(t *testing.T) {
 			assert.ErrorIs(t, m.TryLock(ctx), zklock.ErrLocked, "we see the %s holder", tc.name)
 			res := lockAsync(ctx, m)
 			waitChildren(t, admin, root+path, 2)
-			select {
-			case r := <-res:
-				t.Fatalf("Lock returned while %s holds the lock: %v", tc.name, r.err)
-			default:
-			}
+			stillBlocked(t, res, "our Lock, while "+tc.name+" holds the lock")
 			peer.unlock(t)
 			require.NoError(t, await(t, res, "Lock after the peer unlocked").err)
 
 			// We hold; they wait.
 			held := peer.lockAsync(t)
 			kids := waitChildren(t, admin, root+path, 2)
-			assert.True(t, strings.HasSuffix(m.Key(), minSeqName(kids)), "we are first in the queue")
+			require.True(t, strings.HasSuffix(m.Key(), firstBySeq(kids)), "we are first in the queue")
+			stillBlocked(t, held, tc.name+"'s Lock, while we hold the lock")
+			released := time.Now()
 			require.NoError(t, m.Unlock(ctx))
-			assert.True(t, held(), "%s gets the lock after we release it", tc.name)
+			r := await(t, held, tc.name+"'s Lock")
+			require.NoError(t, r.err)
+			assert.True(t, r.at.After(released), "%s gets the lock only after we release it: released %v, %s reported holding %v",
+				tc.name, released.Format(time.StampMicro), tc.name, r.at.Format(time.StampMicro))
 			peer.unlock(t)
 			waitChildren(t, admin, root+path, 0)
 		})
-	}
-}
-
-// minSeqName returns the child with the lowest ten-digit sequence suffix.
-func minSeqName(kids []string) string {
-	best := ""
-	for _, k := range kids {
-		if best == "" || k[len(k)-10:] < best[len(best)-10:] {
-			best = k
-		}
-	}
-	return best
-}
-
-type quietLogger struct{}
-
-func (quietLogger) Printf(string, ...any) {}
-
-// skipIfMissing skips an interoperability test, saying why, when the other
-// library is not installed (.ci/run installs it).
-func skipIfMissing(t *testing.T, err error) {
-	t.Helper()
-	if errors.Is(err, interop.ErrNotInstalled) {
-		t.Skipf("interoperability peer unavailable: %v", err)
 	}
 }

@@ -2,7 +2,6 @@ package zklock_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -17,86 +16,6 @@ import (
 	"github.com/zklock/zklock"
 	"github.com/zklock/zklock/internal/zktest"
 )
-
-func integration(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test; needs ZooKeeper")
-	}
-}
-
-// waitChildren waits until dir has exactly n children, seen by another
-// client, and returns them.
-func waitChildren(t *testing.T, admin *zk.Conn, dir string, n int) []string {
-	t.Helper()
-	deadline := time.After(zktest.Timeout)
-	for {
-		kids, _, ev, err := admin.ChildrenW(dir)
-		if errors.Is(err, zk.ErrNoNode) {
-			if n == 0 {
-				return nil
-			}
-			var ok bool
-			ok, _, ev, err = admin.ExistsW(dir) // wait for the directory
-			require.NoError(t, err)
-			if ok {
-				continue
-			}
-		} else {
-			require.NoError(t, err)
-		}
-		if len(kids) == n {
-			return kids
-		}
-		select {
-		case <-ev:
-		case <-deadline:
-			t.Fatalf("%s has children %v, want %d of them", dir, kids, n)
-		}
-	}
-}
-
-// children lists dir now (after a sync, so the view is current).
-func children(t *testing.T, admin *zk.Conn, dir string) []string {
-	t.Helper()
-	_, err := admin.Sync(dir)
-	if errors.Is(err, zk.ErrNoNode) {
-		return nil
-	}
-	require.NoError(t, err)
-	kids, _, err := admin.Children(dir)
-	if errors.Is(err, zk.ErrNoNode) {
-		return nil
-	}
-	require.NoError(t, err)
-	return kids
-}
-
-// lockAsync starts m.Lock and returns a channel with its result and the time
-// it returned.
-func lockAsync(ctx context.Context, m *zklock.Mutex) <-chan result {
-	ch := make(chan result, 1)
-	go func() {
-		err := m.Lock(ctx)
-		ch <- result{err: err, at: time.Now()}
-	}()
-	return ch
-}
-
-type result struct {
-	err error
-	at  time.Time
-}
-
-func await[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(zktest.Timeout):
-		t.Fatalf("timed out waiting for %s", what)
-	}
-	panic("unreachable")
-}
 
 func TestIntegration_MutexExclusiveFIFO(t *testing.T) {
 	integration(t)
@@ -150,16 +69,6 @@ func TestIntegration_MutexExclusiveFIFO(t *testing.T) {
 	assert.Empty(t, children(t, zc.Admin(t), root+"/lock"), "no node left")
 }
 
-// queueRig gives Mutexes on /lock under a fresh root, each on a Session of
-// its own, and an admin connection to watch their queue.
-func queueRig(t *testing.T) (admin *zk.Conn, root string, newMutex func() *zklock.Mutex) {
-	zc := zktest.Shared(t)
-	root = zc.Root(t)
-	return zc.Admin(t), root, func() *zklock.Mutex {
-		return zklock.NewMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/lock")
-	}
-}
-
 func TestIntegration_MutexCancelWhileWaiting(t *testing.T) {
 	integration(t)
 	admin, root, newMutex := queueRig(t)
@@ -176,11 +85,7 @@ func TestIntegration_MutexCancelWhileWaiting(t *testing.T) {
 	r := await(t, bres, "the cancelled Lock")
 	assert.ErrorIs(t, r.err, context.Canceled)
 	assert.Len(t, children(t, admin, root+"/lock"), 2, "b's node is deleted before its Lock returns")
-	select {
-	case r := <-cres:
-		t.Fatalf("c got the lock while a holds it: %v", r.err)
-	default:
-	}
+	stillBlocked(t, cres, "c's Lock, while a holds the lock")
 
 	require.NoError(t, a.Unlock(bounded(t, zktest.Timeout)))
 	r = await(t, cres, "c's Lock")
@@ -212,11 +117,7 @@ func TestIntegration_MutexQueueOutOfOrder(t *testing.T) {
 
 	require.NoError(t, a.Unlock(bounded(t, zktest.Timeout)))
 	require.NoError(t, await(t, bres, "b's Lock").err, "b is next after a")
-	select {
-	case r := <-dres:
-		t.Fatalf("d got the lock while b holds it: %v", r.err)
-	default:
-	}
+	stillBlocked(t, dres, "d's Lock, while b holds the lock")
 	require.NoError(t, b.Unlock(bounded(t, zktest.Timeout)))
 	require.NoError(t, await(t, dres, "d's Lock").err, "d is next after b")
 	require.NoError(t, d.Unlock(bounded(t, zktest.Timeout)))
@@ -246,6 +147,8 @@ func TestIntegration_MutexLossSignalledBeforeNextHolder(t *testing.T) {
 	root := zc.Root(t)
 	ps := zc.NewProxies(t)
 	holderSession := connect(t, ps.Addrs(), zklock.WithChroot(root), zklock.WithSessionTimeout(2*time.Second))
+	sub := holderSession.Subscribe()
+	defer sub.Stop()
 	holder := zklock.NewMutex(holderSession, "/lock")
 	waiter := zklock.NewMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/lock")
 
@@ -259,7 +162,7 @@ func TestIntegration_MutexLossSignalledBeforeNextHolder(t *testing.T) {
 	wres := lockAsync(bounded(t, zktest.Timeout), waiter)
 	waitChildren(t, zc.Admin(t), root+"/lock", 2)
 
-	ps.Blackhole()
+	expire(t, ps, sub)
 	lostAt := await(t, lost, "the holder's loss signal")
 	r := await(t, wres, "the waiter's Lock")
 	require.NoError(t, r.err)
@@ -271,7 +174,6 @@ func TestIntegration_MutexLossSignalledBeforeNextHolder(t *testing.T) {
 	assert.ErrorIs(t, holder.Err(), zklock.ErrSessionExpired)
 	assert.ErrorIs(t, context.Cause(holder.Context()), zklock.ErrLockLost, "the hold's context ends with it")
 	assert.ErrorIs(t, holder.Unlock(bounded(t, zktest.Timeout)), zklock.ErrNotLocked)
-	ps.Heal()
 	require.NoError(t, waiter.Unlock(bounded(t, zktest.Timeout)))
 	// The healed Session locks again, in a new ZooKeeper session.
 	require.NoError(t, holder.Lock(bounded(t, zktest.Timeout)))
@@ -292,11 +194,7 @@ func TestIntegration_MutexSurvivesServerStop(t *testing.T) {
 	zc.StopServer(t, zc.Index(s.Server()))
 	waitState(t, sub, zklock.StateSuspended)
 	waitState(t, sub, zklock.StateConnected)
-	select {
-	case <-m.Done():
-		t.Fatalf("hold ended across a short outage: %v", m.Err())
-	default:
-	}
+	require.False(t, isClosed(m.Done()), "the hold survives a short outage: %v", m.Err())
 	assert.NoError(t, m.Err())
 	require.NoError(t, m.Unlock(bounded(t, zktest.Timeout)))
 }
@@ -334,11 +232,7 @@ func TestIntegration_MutexCreateReplyLost(t *testing.T) {
 
 	cut.DropReply("-lock-")
 	require.NoError(t, m.Lock(bounded(t, zktest.Timeout)))
-	select {
-	case <-cut.Fired():
-	default:
-		t.Fatal("the create's reply was never dropped")
-	}
+	require.True(t, isClosed(cut.Fired()), "the create's reply was dropped")
 	kids := children(t, zc.Admin(t), root+"/lock")
 	require.Len(t, kids, 1, "exactly one node: the create landed once and was found again")
 	assert.Equal(t, "/lock/"+kids[0], m.Key())
@@ -389,11 +283,7 @@ func TestIntegration_MutexMisuse(t *testing.T) {
 	assert.ErrorIs(t, m.Err(), zklock.ErrNotLocked)
 	assert.Zero(t, m.Token())
 	assert.Nil(t, m.Guard())
-	select {
-	case <-m.Done():
-	default:
-		t.Fatal("Done must be closed before the first Lock")
-	}
+	assert.True(t, isClosed(m.Done()), "Done is closed before the first Lock")
 
 	require.NoError(t, m.Lock(ctx))
 	_, st, err := zc.Admin(t).Exists(root + m.Key())
@@ -459,11 +349,7 @@ func TestIntegration_MutexUnlockWhileDisconnected(t *testing.T) {
 	go func() { unlocked <- m.Unlock(context.Background()) }() // no deadline of its own
 	require.NoError(t, await(t, unlocked, "Unlock with the connection down"), "Unlock hands the delete to the cleaner")
 	assert.ErrorIs(t, m.Err(), zklock.ErrNotLocked)
-	select {
-	case r := <-ores:
-		t.Fatalf("the other contender got the lock while our node still exists: %v", r.err)
-	default:
-	}
+	stillBlocked(t, ores, "the other contender's Lock, while our node still exists")
 
 	ps.Heal()
 	require.NoError(t, await(t, ores, "the other Lock after the cleaner deleted our node").err)
@@ -486,19 +372,13 @@ func TestIntegration_MutexWaitsAcrossExpiry(t *testing.T) {
 
 	wres := lockAsync(bounded(t, zktest.Timeout), waiter)
 	waitChildren(t, zc.Admin(t), root+"/lock", 2)
-	ps.Blackhole()
-	waitState(t, sub, zklock.StateExpired)
-	ps.Heal()
+	expire(t, ps, sub)
 	next := waitState(t, sub, zklock.StateConnected)
 	require.NotEqual(t, first.SessionID, next.SessionID)
 	// The waiter queues again in its new session: the old node is gone with
 	// the old session, a new one takes its place.
 	waitChildren(t, zc.Admin(t), root+"/lock", 2)
-	select {
-	case r := <-wres:
-		t.Fatalf("Lock returned while the lock is held: %v", r.err)
-	default:
-	}
+	stillBlocked(t, wres, "the waiter's Lock, while the lock is held")
 	require.NoError(t, holder.Unlock(bounded(t, zktest.Timeout)))
 	require.NoError(t, await(t, wres, "the waiter's Lock").err)
 	require.NoError(t, waiter.Unlock(bounded(t, zktest.Timeout)))

@@ -2,9 +2,7 @@ package zklock_test
 
 import (
 	"context"
-	"errors"
 	"net"
-	"path"
 	"testing"
 	"time"
 
@@ -16,65 +14,8 @@ import (
 	"github.com/zklock/zklock/internal/zktest"
 )
 
-// bounded returns a context that ends with the test or after d.
-func bounded(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-func connect(t *testing.T, servers []string, opts ...zklock.SessionOption) *zklock.Session {
-	t.Helper()
-	s, err := zklock.Connect(bounded(t, zktest.Timeout), servers, opts...)
-	require.NoError(t, err, "connect")
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
-// waitState reads sub until a change to want arrives, returning it.
-func waitState(t *testing.T, sub *zklock.Subscription, want zklock.State) zklock.StateChange {
-	t.Helper()
-	ctx := bounded(t, zktest.Timeout)
-	for {
-		c, err := sub.Next(ctx)
-		require.NoError(t, err, "waiting for state %s", want)
-		if c.State == want {
-			return c
-		}
-	}
-}
-
-// waitGone waits until p does not exist, as seen by another client.
-func waitGone(t *testing.T, admin *zk.Conn, p string) {
-	t.Helper()
-	deadline := time.After(zktest.Timeout)
-	for {
-		ok, _, ev, err := admin.ExistsW(p)
-		require.NoError(t, err)
-		if !ok {
-			return
-		}
-		select {
-		case <-ev:
-		case <-deadline:
-			t.Fatalf("%s still exists after %v", p, zktest.Timeout)
-		}
-	}
-}
-
-func exists(t *testing.T, admin *zk.Conn, p string) bool {
-	t.Helper()
-	_, err := admin.Sync(p)
-	require.NoError(t, err)
-	ok, _, err := admin.Exists(p)
-	require.NoError(t, err)
-	return ok
-}
-
 func TestIntegration_ConnectStandalone(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration")
-	}
+	integration(t)
 	zc := zktest.Shared(t)
 	root := zc.Root(t)
 	s := connect(t, zc.Servers(), zklock.WithChroot(root), zklock.WithSessionTimeout(4*time.Second))
@@ -89,9 +30,7 @@ func TestIntegration_ConnectStandalone(t *testing.T) {
 }
 
 func TestIntegration_ConnectEnsembleSurvivesServerStop(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration")
-	}
+	integration(t)
 	zc := zktest.Start(t, 3)
 	root := zc.Root(t)
 	s := connect(t, zc.Servers(), zklock.WithChroot(root), zklock.WithSessionTimeout(10*time.Second))
@@ -114,9 +53,7 @@ func TestIntegration_ConnectEnsembleSurvivesServerStop(t *testing.T) {
 }
 
 func TestIntegration_ExpiryOpensNewSession(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration")
-	}
+	integration(t)
 	zc := zktest.Shared(t)
 	root := zc.Root(t)
 	ps := zc.NewProxies(t)
@@ -126,11 +63,7 @@ func TestIntegration_ExpiryOpensNewSession(t *testing.T) {
 	first := waitState(t, sub, zklock.StateConnected)
 	require.NoError(t, s.Create(bounded(t, zktest.Timeout), "/eph", nil, zk.FlagEphemeral))
 
-	var expired zklock.StateChange
-	ps.ExpireSession(t, func(context.Context) error {
-		expired = waitState(t, sub, zklock.StateExpired)
-		return nil
-	})
+	expired := expire(t, ps, sub)
 	assert.ErrorIs(t, expired.Err, zklock.ErrSessionExpired)
 	assert.Equal(t, first.SessionID, expired.SessionID, "the expired change names the session that ended")
 
@@ -146,9 +79,7 @@ func TestIntegration_ExpiryOpensNewSession(t *testing.T) {
 }
 
 func TestIntegration_RetryAcrossCut(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration")
-	}
+	integration(t)
 	zc := zktest.Shared(t)
 	root := zc.Root(t)
 	ps := zc.NewProxies(t)
@@ -175,9 +106,7 @@ func TestIntegration_RetryAcrossCut(t *testing.T) {
 }
 
 func TestIntegration_CloseRemovesEphemerals(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration")
-	}
+	integration(t)
 	zc := zktest.Shared(t)
 	root := zc.Root(t)
 	s, err := zklock.Connect(bounded(t, zktest.Timeout), zc.Servers(), zklock.WithChroot(root))
@@ -199,24 +128,27 @@ func TestIntegration_CloseRemovesEphemerals(t *testing.T) {
 }
 
 func TestIntegration_NegotiatedTimeout(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration")
-	}
+	integration(t)
 	zc := zktest.Start(t, 1, zktest.WithMaxSessionTimeout(2*time.Second))
 	before := time.Now()
 	s := connect(t, zc.Servers(), zklock.WithSessionTimeout(30*time.Second))
-	assert.Equal(t, 2*time.Second, s.NegotiatedTimeout(), "the server's maxSessionTimeout wins")
-	// Default margin: a fifth of the negotiated timeout.
-	dl := s.LossDeadline()
-	assert.True(t, dl.After(before), "the deadline counts from an acknowledged request")
-	assert.False(t, dl.After(time.Now().Add(2*time.Second-400*time.Millisecond)),
-		"the deadline uses the negotiated 2s, not the requested 30s: %v", time.Until(dl))
+	const negotiated = 2 * time.Second
+	assert.Equal(t, negotiated, s.NegotiatedTimeout(), "the server's maxSessionTimeout wins")
+
+	// The deadline lies T − (T/5 + T/40) − margin after the send time of an
+	// answered request (the package documentation's formula, with the
+	// default margin T/10), and that request was sent during this test.
+	const T = negotiated
+	sent := s.LossDeadline().Add(-(T - (T/5 + T/40) - T/10))
+	now := time.Now()
+	assert.False(t, sent.Before(before),
+		"the deadline counts from a request sent after Connect was called, not %v before", before.Sub(sent))
+	assert.False(t, sent.After(now),
+		"the deadline counts from a request already answered, with the negotiated 2s, not the requested 30s: it would be sent %v from now", sent.Sub(now))
 }
 
 func TestIntegration_DigestACL(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration")
-	}
+	integration(t)
 	zc := zktest.Shared(t)
 	root := zc.Root(t)
 	owner := connect(t, zc.Servers(), zklock.WithChroot(root),
@@ -298,18 +230,17 @@ func TestConnectUnreachableHonoursContext(t *testing.T) {
 	assert.ErrorContains(t, err, "connection refused", "the last connection error is reported")
 }
 
-func TestNodeOpsRejectInvalidPaths(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration")
-	}
+func TestIntegration_NodeOpsRejectInvalidPaths(t *testing.T) {
+	integration(t)
 	zc := zktest.Shared(t)
-	s := connect(t, zc.Servers())
+	root := zc.Root(t)
+	s := connect(t, zc.Servers(), zklock.WithChroot(root))
 	ctx := bounded(t, zktest.Timeout)
 	for _, p := range []string{"", "rel", "/trailing/", "/a//b", "/a/../b"} {
 		_, _, err := s.Get(ctx, p)
 		assert.ErrorIs(t, err, zklock.ErrInvalidPath, "%q", p)
 	}
-	err := s.Create(ctx, path.Join("/", "x"), nil, zk.FlagSequence)
-	assert.ErrorIs(t, err, zklock.ErrInvalidOption)
-	assert.False(t, errors.Is(err, zk.ErrNoNode))
+	err := s.Create(ctx, "/x", nil, zk.FlagSequence)
+	assert.ErrorIs(t, err, zklock.ErrInvalidOption, "sequential creates are not offered")
+	assert.False(t, exists(t, zc.Admin(t), root+"/x"), "nothing was created")
 }

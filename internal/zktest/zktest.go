@@ -7,6 +7,7 @@ package zktest
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path"
@@ -35,8 +36,11 @@ func Main(m *testing.M) { os.Exit(Run(m)) }
 
 // Run is Main without the exit, for a TestMain with cleanup of its own; it
 // returns the exit code.
-func Run(m *testing.M) int {
-	code := m.Run()
+func Run(m *testing.M) int { return finish(m.Run()) }
+
+// finish stops the shared server and, if the run passed so far, fails it
+// if any goroutine is left.
+func finish(code int) int {
 	shared.stop()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
@@ -45,6 +49,81 @@ func Run(m *testing.M) int {
 		}
 	}
 	return code
+}
+
+// MainWithExamples is Main for a package whose Example functions use a
+// server. Examples have no testing.TB to start one or to skip with, so it
+// does both for them: under -short it skips them, as the integration tests
+// skip themselves; otherwise it starts the shared server (or takes
+// ZK_SERVERS) before the run and sets *servers to the addresses clients
+// dial. After the run it fails if any node but lock directories (which the
+// server removes once empty) is left at or under roots, the paths the
+// examples use, and removes them all.
+func MainWithExamples(m *testing.M, servers *[]string, roots ...string) {
+	os.Exit(runWithExamples(m, servers, roots))
+}
+
+func runWithExamples(m *testing.M, servers *[]string, roots []string) int {
+	flag.Parse()
+	if testing.Short() {
+		skipExamples()
+		return Run(m)
+	}
+	addrs, err := Servers()
+	if err != nil {
+		// The tests report it where they need a server; the examples
+		// cannot, so they are skipped and the run fails here.
+		skipExamples()
+		code := Run(m)
+		fmt.Fprintf(os.Stderr, "examples not run (-short skips them with the integration tests): %v\n", err)
+		return max(code, 1)
+	}
+	*servers = addrs
+	code := m.Run()
+	if err := shared.removeExampleNodes(roots); err != nil {
+		fmt.Fprintf(os.Stderr, "examples: %v\n", err)
+		code = max(code, 1)
+	}
+	return finish(code)
+}
+
+// skipExamples adds the Example functions to -test.skip.
+func skipExamples() {
+	skip := "^Example"
+	if prev := flag.Lookup("test.skip").Value.String(); prev != "" {
+		skip = prev + "|" + skip
+	}
+	if err := flag.Set("test.skip", skip); err != nil {
+		panic(err) // the testing package defines the flag
+	}
+}
+
+// removeExampleNodes reports the nodes other than lock directories left at
+// or under roots, and removes them all.
+func (s *sharedCluster) removeExampleNodes(roots []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.c
+	if c == nil {
+		return nil
+	}
+	if _, err := c.adminConn(); err != nil {
+		return err
+	}
+	var errs []error
+	for _, root := range roots {
+		left, err := c.leftovers(root, true)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("listing nodes left under %s: %w", root, err))
+		}
+		if len(left) > 0 {
+			errs = append(errs, fmt.Errorf("nodes left behind: %v", left))
+		}
+		if err := c.removeAll(root); err != nil {
+			errs = append(errs, fmt.Errorf("removing %s: %w", root, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Cluster is a set of ZooKeeper servers for one test or one package.
@@ -105,8 +184,8 @@ func Shared(t testing.TB) *Cluster {
 	return c
 }
 
-// Servers returns client addresses of the shared server for code that has
-// no testing.TB, such as Example functions.
+// Servers returns client addresses of the shared server (started if need
+// be) for code that has no testing.TB, such as MainWithExamples.
 func Servers() ([]string, error) {
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
@@ -270,16 +349,24 @@ func (c *Cluster) needLocal(t testing.TB) {
 // standing for an operator or another application.
 func (c *Cluster) Admin(t testing.TB) *zk.Conn {
 	t.Helper()
+	conn, err := c.adminConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+func (c *Cluster) adminConn() (*zk.Conn, error) {
 	c.adminMu.Lock()
 	defer c.adminMu.Unlock()
 	if c.admin == nil {
 		conn, _, err := zk.Connect(c.direct, 30*time.Second, zk.WithLogInfo(false), zk.WithLogger(quiet{}))
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		c.admin = conn
 	}
-	return c.admin
+	return c.admin, nil
 }
 
 type quiet struct{}
@@ -295,8 +382,8 @@ func (c *Cluster) DeleteNode(t testing.TB, p string) {
 }
 
 // Root creates a fresh persistent node for one test and, when the test
-// ends, fails it if anything but empty lock directories is left below, then
-// removes the whole subtree.
+// ends, fails it if any node but lock directories (which the server removes
+// once empty) is left below, then removes the whole subtree.
 func (c *Cluster) Root(t testing.TB) string {
 	t.Helper()
 	admin := c.Admin(t)
@@ -309,7 +396,7 @@ func (c *Cluster) Root(t testing.TB) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		left, err := c.leftovers(p)
+		left, err := c.leftovers(p, false)
 		if err != nil {
 			t.Errorf("listing nodes left under %s: %v", p, err)
 		}
@@ -323,8 +410,9 @@ func (c *Cluster) Root(t testing.TB) string {
 	return p
 }
 
-// leftovers lists the nodes below p other than empty lock directories.
-func (c *Cluster) leftovers(p string) ([]string, error) {
+// leftovers lists the nodes below p, and p itself if self, that are not
+// lock directories.
+func (c *Cluster) leftovers(p string, self bool) ([]string, error) {
 	var left []string
 	var walk func(string) error
 	walk = func(n string) error {
@@ -335,11 +423,12 @@ func (c *Cluster) leftovers(p string) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		// ZooKeeper does not tell clients which nodes are containers; an
-		// empty persistent node that once had children is the shape of a
-		// lock directory, which the server removes by itself.
-		dir := st.EphemeralOwner == 0 && len(kids) == 0 && st.Cversion > 0
-		if n != p && !dir {
+		// ZooKeeper does not tell clients which nodes are containers; a
+		// persistent node that once had children is the shape of a lock
+		// directory, which the server removes by itself once it is empty.
+		// What is left inside one is listed on its own.
+		dir := st.EphemeralOwner == 0 && st.Cversion > 0
+		if (n != p || self) && !dir {
 			left = append(left, n)
 		}
 		for _, k := range kids {
