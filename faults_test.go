@@ -21,16 +21,6 @@ import (
 	"github.com/zklock/zklock/internal/zktest"
 )
 
-// isClosed reports whether ch is closed, without waiting.
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
-
 // Close ends every hold made under the Session before the server is asked
 // to end the ZooKeeper session, so no other client can be granted a lock or
 // lead while the closed holder's Done is still open, and Close returns
