@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -174,8 +175,16 @@ func (e *Election) term(ctx context.Context, fn func(context.Context) error) err
 // dropped; changes faster than a watch can be set again may be seen only by
 // their latest leader, as with any ZooKeeper watch. The channel is closed
 // when ctx ends or the Session is closed. Observe's goroutine belongs to the
-// Session, which joins it in Close.
-func (e *Election) Observe(ctx context.Context) <-chan Term {
+// Session, which joins it in Close. Reads that fail (a lost connection, an
+// ACL that forbids reading the path) are retried with the Session's backoff
+// and logged.
+//
+// Observe returns an error, and no channel, if the path is invalid
+// (ErrInvalidPath) or the Session is closed (ErrSessionClosed).
+func (e *Election) Observe(ctx context.Context) (<-chan Term, error) {
+	if e.r.perr != nil {
+		return nil, e.r.perr
+	}
 	out := make(chan Term)
 	var first *Term
 	t, watch, err := e.leader(ctx, true)
@@ -193,10 +202,10 @@ func (e *Election) Observe(ctx context.Context) <-chan Term {
 		defer stop()
 		e.observe(ctx, out, first, watch)
 	})
-	if err != nil { // closed
-		close(out)
+	if err != nil {
+		return nil, fmt.Errorf("zklock: observe %s: %w", e.r.path, err)
 	}
-	return out
+	return out, nil
 }
 
 func (e *Election) observe(ctx context.Context, out chan<- Term, first *Term, watch <-chan zk.Event) {
@@ -226,7 +235,11 @@ func (e *Election) observe(ctx context.Context, out chan<- Term, first *Term, wa
 			case ctx.Err() != nil:
 				return
 			default:
-				e.s.cfg.logger.Debug("zklock: observe: reading leader failed; retrying", "path", e.r.path, "err", err)
+				level := slog.LevelDebug // a lost connection is expected
+				if !retryable(err) {
+					level = slog.LevelWarn
+				}
+				e.s.cfg.logger.Log(ctx, level, "zklock: observe: reading leader failed; retrying", "path", e.r.path, "err", err)
 				watch = nil
 				retryAt.set(bo.NextBackOff())
 			}
@@ -250,33 +263,36 @@ func (e *Election) observe(ctx context.Context, out chan<- Term, first *Term, wa
 }
 
 // Run campaigns with the WithValue value, runs fn while leading, and
-// campaigns again after leadership ends, until ctx ends (Curator's
-// LeaderSelector with automatic requeueing). fn gets a context that is
-// cancelled when leadership ends or ctx ends; leadership is resigned only
-// after fn has returned, and a new term never starts before the previous fn
-// has returned. When fn returns by itself, the candidate
-// resigns and campaigns again; errors fn returns are logged. Between terms
-// Run waits per the Session's backoff policy, so a failing fn or a flapping
-// session does not spin.
+// campaigns again after each term, until ctx ends (Curator's LeaderSelector
+// with automatic requeueing). fn gets a context that is cancelled when
+// leadership ends or ctx ends; leadership is resigned only after fn has
+// returned, so a new term, here or elsewhere, never starts before the
+// previous fn has returned.
 //
-// Run returns when ctx ends, with an error matching ctx.Err(), or when the
-// Session is closed.
+// When fn returns nil, or returns anything after its leadership was lost,
+// Run resigns and campaigns again. When fn returns an error while still
+// leading, Run resigns and returns that error, wrapped: the leader's work
+// failed, and the caller decides what follows. Between terms, and after a
+// failed Campaign, Run waits per the Session's backoff policy, so a
+// flapping session does not spin.
+//
+// Run also returns when ctx ends, with an error matching ctx.Err(), when
+// the Session is closed (ErrSessionClosed), and for an invalid path
+// (ErrInvalidPath). Use RunOnce to lead once.
 func (e *Election) Run(ctx context.Context, fn func(leaderCtx context.Context) error) error {
 	s := e.s
 	bo := s.cfg.backoff.newBackOff(s.clk)
 	for {
 		if err := e.Campaign(ctx); err != nil {
 			if ctx.Err() != nil || errors.Is(err, ErrSessionClosed) || errors.Is(err, ErrInvalidPath) {
-				return err
+				return fmt.Errorf("zklock: run %s: %w", e.r.path, err)
 			}
 			s.cfg.logger.Warn("zklock: campaign failed; retrying", "path", e.r.path, "err", err)
 		} else {
 			start := time.Now()
-			if err := e.term(ctx, fn); err != nil {
-				s.cfg.logger.Warn("zklock: leader function failed", "path", e.r.path, "err", err)
-			}
-			if err := e.Resign(context.WithoutCancel(ctx)); err != nil && !errors.Is(err, ErrNotLeader) {
-				s.cfg.logger.Warn("zklock: resign failed", "path", e.r.path, "err", err)
+			lost, err := e.lead(ctx, fn)
+			if err != nil && !lost && ctx.Err() == nil {
+				return fmt.Errorf("zklock: run %s: leader function: %w", e.r.path, err)
 			}
 			if time.Since(start) > s.cfg.backoff.Max {
 				bo.Reset()
@@ -290,4 +306,36 @@ func (e *Election) Run(ctx context.Context, fn func(leaderCtx context.Context) e
 			return fmt.Errorf("zklock: run %s: %w", e.r.path, ErrSessionClosed)
 		}
 	}
+}
+
+// RunOnce campaigns with the WithValue value, runs fn once while leading
+// (with a context cancelled when leadership ends or ctx ends), and resigns
+// after fn has returned, as kazoo's Election.run does. It returns fn's
+// error; if fn returned nil but leadership was lost before it returned, the
+// error wraps the loss (ErrLeadershipLost and its cause). If the Campaign
+// fails (ctx ended, the Session closed, an invalid path), RunOnce returns
+// its error without calling fn.
+func (e *Election) RunOnce(ctx context.Context, fn func(leaderCtx context.Context) error) error {
+	if err := e.Campaign(ctx); err != nil {
+		return err
+	}
+	lost, err := e.lead(ctx, fn)
+	switch {
+	case err != nil:
+		return fmt.Errorf("zklock: run %s: leader function: %w", e.r.path, err)
+	case lost:
+		return fmt.Errorf("zklock: run %s: %w", e.r.path, e.Err())
+	}
+	return nil
+}
+
+// lead runs fn for the term just won and resigns after it returns. lost
+// reports whether leadership had ended by loss when fn returned.
+func (e *Election) lead(ctx context.Context, fn func(context.Context) error) (lost bool, err error) {
+	err = e.term(ctx, fn)
+	lost = errors.Is(e.Err(), ErrLeadershipLost)
+	if rerr := e.Resign(context.WithoutCancel(ctx)); rerr != nil && !errors.Is(rerr, ErrNotLeader) {
+		e.s.cfg.logger.Warn("zklock: resign failed", "path", e.r.path, "err", rerr)
+	}
+	return lost, err
 }

@@ -32,7 +32,8 @@ func TestIntegration_ElectionFailoverInQueueOrder(t *testing.T) {
 		waitChildren(t, admin, root+"/election", i+1) // queue order = index order
 	}
 	observer := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election")
-	obs := observer.Observe(bounded(t, zktest.Timeout))
+	obs, err := observer.Observe(bounded(t, zktest.Timeout))
+	require.NoError(t, err)
 
 	var lastToken int64
 	for i := range n {
@@ -53,7 +54,7 @@ func TestIntegration_ElectionFailoverInQueueOrder(t *testing.T) {
 		assert.ErrorIs(t, elections[i].Err(), zklock.ErrLeadershipLost)
 		assert.ErrorIs(t, elections[i].Err(), zklock.ErrSessionClosed)
 	}
-	_, err := observer.Leader(bounded(t, zktest.Timeout))
+	_, err = observer.Leader(bounded(t, zktest.Timeout))
 	assert.ErrorIs(t, err, zklock.ErrNoLeader)
 }
 
@@ -181,7 +182,8 @@ func TestIntegration_ElectionResignAndObserve(t *testing.T) {
 	}
 	observer := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election")
 	octx, stop := context.WithCancel(t.Context())
-	obs := observer.Observe(octx)
+	obs, err := observer.Observe(octx)
+	require.NoError(t, err)
 	for i, name := range names {
 		require.NoError(t, await(t, rs[i], "Campaign").err)
 		term := nextTerm(t, obs)
@@ -281,7 +283,8 @@ func TestIntegration_ElectionMisuse(t *testing.T) {
 	assert.ErrorIs(t, e.Err(), zklock.ErrNotLeader)
 
 	octx, stop := context.WithCancel(ctx)
-	obs := e.Observe(octx)
+	obs, err := e.Observe(octx)
+	require.NoError(t, err)
 	require.NoError(t, e.Campaign(ctx))
 	assert.Equal(t, "me", string(nextTerm(t, obs).Value), "Observe sees the election's first leader, with its WithValue value")
 	stop()

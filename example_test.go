@@ -210,7 +210,10 @@ func ExampleElection_Observe() {
 	// Follow who leads, without standing as a candidate. The channel is
 	// closed when watchCtx ends.
 	watchCtx, stopWatching := context.WithCancel(ctx)
-	terms := zklock.NewElection(s, path).Observe(watchCtx)
+	terms, err := zklock.NewElection(s, path).Observe(watchCtx)
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	for _, name := range []string{"a", "b"} {
 		e := zklock.NewElection(s, path, zklock.WithValue([]byte(name)))

@@ -3,6 +3,7 @@ package zklock_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -218,7 +219,7 @@ func TestIntegration_RefusedDeleteIsReported(t *testing.T) {
 	zc := zktest.Shared(t)
 	root := zc.Root(t)
 	admin := zc.Admin(t)
-		// Anyone may create children of the lock directories, no one may
+	// Anyone may create children of the lock directories, no one may
 	// delete them.
 	noDelete := zk.WorldACL(zk.PermAll &^ zk.PermDelete)
 	for _, d := range []string{"m", "e", "w"} {
@@ -383,4 +384,56 @@ func TestPausedHolderProcess(t *testing.T) {
 		return "held"
 	}
 	fmt.Printf("Err %s\nDone %s\nContext %s\n", lost(errLost), lost(doneLost), lost(ctxLost))
+}
+
+// An Election's errors reach its caller: Observe refuses an invalid path
+// instead of retrying for ever, and a leader function's error ends Run
+// (a nil return campaigns again); RunOnce leads once.
+func TestIntegration_ElectionErrorsReachTheCaller(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	s := connect(t, zc.Servers(), zklock.WithChroot(root))
+	ctx := bounded(t, zktest.Timeout)
+
+	for _, p := range []string{"", "x", "/x/", "/", "/a\x00b"} {
+		obs, err := zklock.NewElection(s, p).Observe(ctx)
+		assert.ErrorIs(t, err, zklock.ErrInvalidPath, "Observe(%q)", p)
+		assert.Nil(t, obs)
+		assert.ErrorIs(t, zklock.NewElection(s, p).Run(ctx, func(context.Context) error { return nil }), zklock.ErrInvalidPath, "Run(%q)", p)
+	}
+
+	// Run: nil campaigns again; an error while leading ends Run with it.
+	e := zklock.NewElection(s, "/run")
+	failed := errors.New("the leader's work failed")
+	var terms []int64
+	err := e.Run(ctx, func(context.Context) error {
+		terms = append(terms, e.Token())
+		if len(terms) < 3 {
+			return nil
+		}
+		return failed
+	})
+	assert.ErrorIs(t, err, failed)
+	assert.Len(t, terms, 3, "two nil returns campaigned again, the error ended Run")
+	assert.IsIncreasing(t, terms, "each term is a new one")
+	assert.ErrorIs(t, e.Err(), zklock.ErrNotLeader, "Run resigned before returning")
+
+	// RunOnce: one term, fn's error or nil.
+	calls := 0
+	require.NoError(t, e.RunOnce(ctx, func(context.Context) error { calls++; return nil }))
+	assert.ErrorIs(t, e.RunOnce(ctx, func(context.Context) error { calls++; return failed }), failed)
+	assert.Equal(t, 2, calls)
+	assert.ErrorIs(t, e.Err(), zklock.ErrNotLeader, "RunOnce resigned before returning")
+
+	// RunOnce whose leadership is lost while fn runs reports the loss.
+	admin := zc.Admin(t)
+	err = e.RunOnce(ctx, func(lctx context.Context) error {
+		zc.DeleteNode(t, root+e.Key())
+		<-lctx.Done()
+		return nil
+	})
+	assert.ErrorIs(t, err, zklock.ErrLeadershipLost)
+	assert.ErrorIs(t, err, zklock.ErrNodeDeleted)
+	waitChildren(t, admin, root+"/run", 0)
 }

@@ -148,8 +148,8 @@ type generations struct {
 }
 
 type inboxEvent struct {
-	gen   uint64
-	state zk.State
+	gen    uint64
+	state  zk.State
 	auth   bool // an authentication attempt finished, with err
 	err    error
 	doomed bool // a check saw the loss deadline passed

@@ -341,7 +341,12 @@ func (d *electionDemo) lost(c *candidate, e *zklock.Election) {
 
 // observe prints every leader change the observer's Session sees.
 func (d *electionDemo) observe(ctx context.Context, obs *zklock.Election) {
-	for t := range obs.Observe(ctx) {
+	terms, err := obs.Observe(ctx)
+	if err != nil {
+		d.con.Event(time.Now(), "observer: %v", err)
+		return
+	}
+	for t := range terms {
 		d.mu.Lock()
 		d.observed++
 		ok := t.Token > d.lastObs

@@ -197,7 +197,10 @@ func (r *rig) connectAll(seed uint64) time.Duration {
 	// The observer stands outside the faults aimed at clients: it shares
 	// the cluster's proxies.
 	r.observer = zklock.NewElection(connect(r.zc.Servers()), electionPath)
-	terms := r.observer.Observe(context.Background()) // ends when its Session closes
+	terms, err := r.observer.Observe(context.Background()) // ends when its Session closes
+	if err != nil {
+		r.t.Fatalf("observe: %v", err)
+	}
 	r.wg.Go(func() {
 		for term := range terms {
 			r.h.Add(Event{Op: OpObserve, Res: ResElection, Client: -1, Token: term.Token, Key: term.Key, Note: string(term.Value)})
