@@ -3,9 +3,11 @@ package zklock_test
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -436,4 +438,143 @@ func TestIntegration_ElectionErrorsReachTheCaller(t *testing.T) {
 	assert.ErrorIs(t, err, zklock.ErrLeadershipLost)
 	assert.ErrorIs(t, err, zklock.ErrNodeDeleted)
 	waitChildren(t, admin, root+"/run", 0)
+}
+
+// A server that accepts connections and never answers costs a bounded
+// handshake, not the connect or the hold, while another server is healthy.
+func TestIntegration_HungServerInTheList(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	hung := zktest.HungServer(t)
+	const timeout = 4 * time.Second // the servers' maximum
+
+	// go-zookeeper shuffles the list: connect often enough that the hung
+	// server comes first in some attempts.
+	for i := range 6 {
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second) // under go-zookeeper's own 6.7 T wait
+		s, err := zklock.Connect(ctx, []string{hung, zc.Servers()[0]}, zklock.WithChroot(root), zklock.WithSessionTimeout(timeout))
+		cancel()
+		require.NoError(t, err, "attempt %d: Connect with a hung server in the list", i)
+		require.NoError(t, s.Close())
+	}
+
+	// A hold whose connection is reset survives the hung server tried next
+	// (after the reset, go-zookeeper tries the next server in its list).
+	ps := zc.NewProxies(t)
+	for round := range 3 {
+		s := connect(t, []string{hung, ps.Addrs()[0]}, zklock.WithChroot(root), zklock.WithSessionTimeout(timeout))
+		sub := s.Subscribe()
+		m := zklock.NewMutex(s, "/lock")
+		ctx := bounded(t, zktest.Timeout)
+		require.NoError(t, m.Lock(ctx))
+		waitState(t, sub, zklock.StateConnected)
+		ps.Cut()
+		waitState(t, sub, zklock.StateSuspended)
+		waitState(t, sub, zklock.StateConnected)
+		require.NoError(t, m.Err(), "round %d: the hold survives a reset with a hung server in the list", round)
+		require.NoError(t, m.Unlock(ctx))
+		sub.Stop()
+		require.NoError(t, s.Close())
+	}
+}
+
+// failWrites fails the first write of a frame with the given opcode after
+// arm, once.
+type failWrites struct {
+	mu     sync.Mutex
+	opcode int32 // 0: disarmed
+	fired  chan struct{}
+}
+
+func (f *failWrites) arm(opcode int32) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.opcode = opcode
+}
+
+func (f *failWrites) dial(network, addr string, timeout time.Duration) (net.Conn, error) {
+	c, err := net.DialTimeout(network, addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return &failingWriter{Conn: c, f: f}, nil
+}
+
+type failingWriter struct {
+	net.Conn
+	f      *failWrites
+	frames int
+}
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	w.frames++
+	// go-zookeeper writes each frame in one Write: length, xid, opcode, ...
+	// The first frame is the connect request, which has no header.
+	if w.frames > 1 && len(p) >= 12 && w.f.claim(int32(binary.BigEndian.Uint32(p[8:12]))) {
+		w.Conn.Close()
+		return 0, errors.New("injected write failure")
+	}
+	return w.Conn.Write(p)
+}
+
+// claim disarms f if opcode is the armed one.
+func (f *failWrites) claim(opcode int32) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.opcode == 0 || f.opcode != opcode {
+		return false
+	}
+	f.opcode = 0
+	close(f.fired)
+	return true
+}
+
+// A write that fails is completed once: neither the auth re-send after a
+// reconnect nor an ordinary request leaves go-zookeeper blocked, so Close
+// returns and nothing stays behind.
+func TestIntegration_FailedWritesDoNotHang(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	const (
+		opSetAuth     = 100
+		opGetChildren = 12 // getChildren2, as Children sends
+	)
+	for _, tc := range []struct {
+		name   string
+		opcode int32
+	}{
+		{"auth re-send after a reconnect", opSetAuth},
+		{"ordinary request", opGetChildren},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ps := zc.NewProxies(t)
+			f := &failWrites{fired: make(chan struct{})}
+			s, err := zklock.Connect(bounded(t, zktest.Timeout), ps.Addrs(), zklock.WithChroot(root),
+				zklock.WithDialer(f.dial), zklock.WithDigestAuth("user", "secret"))
+			require.NoError(t, err)
+			sub := s.Subscribe()
+			defer sub.Stop()
+			waitState(t, sub, zklock.StateConnected)
+			f.arm(tc.opcode)
+			if tc.opcode == opSetAuth {
+				ps.Cut() // the reconnect re-sends the credentials
+			} else {
+				_, err := s.Children(bounded(t, zktest.Timeout), "/")
+				require.NoError(t, err, "the failed request is retried")
+			}
+			await(t, f.fired, "the injected write failure")
+			m := zklock.NewMutex(s, "/lock")
+			ctx := bounded(t, zktest.Timeout)
+			require.NoError(t, m.Lock(ctx), "the Session works after the failed write")
+			require.NoError(t, m.Unlock(ctx))
+			closed := make(chan struct{})
+			go func() {
+				s.Close()
+				close(closed)
+			}()
+			await(t, closed, "Close")
+		})
+	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/zklock/zklock/internal/connguard"
 	"github.com/zklock/zklock/internal/lease"
 	"github.com/zklock/zklock/internal/wiretap"
 )
@@ -24,6 +25,7 @@ type generation struct {
 	conn   *zk.Conn
 	events <-chan zk.Event // closed by go-zookeeper once its goroutines exit
 	tap    *wiretap.Tap
+	guard  *connguard.Guard // every socket of g
 	margin time.Duration
 	lease  *lease.Lease // set by markReady, before the generation is published
 
@@ -215,16 +217,24 @@ func (gs *generations) open() (*generation, error) {
 	id := gs.seq.Add(1)
 	g := &generation{
 		id: id, tap: wiretap.New(nil), margin: gs.cfg.margin,
-		own: gs.own, policy: gs.cfg.backoff, clk: gs.clk,
+		guard: connguard.New(handshakeBudget(gs.cfg.timeout, len(gs.servers))),
+		own:   gs.own, policy: gs.cfg.backoff, clk: gs.clk,
 		inbox: gs.inbox, done: make(chan struct{}),
 	}
+	// Names are resolved here, by the dialer, at each attempt: a name that
+	// does not resolve costs one failed dial, and a host that moved is
+	// found at its new address.
 	dial := func(network, addr string, timeout time.Duration) (net.Conn, error) {
+		if g.ended() {
+			return nil, connguard.ErrClosed
+		}
 		c, err := gs.cfg.dialer(network, addr, timeout)
 		if err != nil {
 			gs.setLastErr(fmt.Errorf("dial %s: %w", addr, err))
+			gs.cfg.logger.Debug("zklock: dial failed", "server", addr, "err", err)
 			return nil, err
 		}
-		return g.tap.Wrap(c), nil
+		return g.guard.Wrap(g.tap.Wrap(c))
 	}
 	// go-zookeeper calls this from its connection goroutine: it must not
 	// block, so it only queues (go-zookeeper's own channel drops events).
@@ -234,7 +244,7 @@ func (gs *generations) open() (*generation, error) {
 		}
 	}
 	conn, events, err := zk.Connect(gs.servers, gs.cfg.timeout,
-		zk.WithDialer(dial), zk.WithEventCallback(onEvent),
+		zk.WithDialer(dial), zk.WithHostProvider(&connguard.Hosts{}), zk.WithEventCallback(onEvent),
 		zk.WithLogger(zkLogger{gs}), zk.WithLogInfo(false))
 	if err != nil {
 		return nil, fmt.Errorf("zklock: %w", err)
@@ -303,8 +313,9 @@ func (gs *generations) run(g *generation) {
 
 		case <-heal.c:
 			next, err := gs.open()
-			if err != nil { // inputs were validated; only a bug gets here
-				gs.cfg.logger.Error("zklock: reopening session", "err", err)
+			if err != nil {
+				gs.setLastErr(err)
+				gs.cfg.logger.Warn("zklock: opening a session failed; retrying", "err", err)
 				heal.set(bo.NextBackOff())
 				continue
 			}
@@ -421,9 +432,14 @@ func (gs *generations) end(g *generation, err error) {
 		gs.ready = make(chan struct{})
 	}
 	gs.mu.Unlock()
+	// go-zookeeper's Close sends the close request and waits for its answer
+	// for at most a second; then the guard closes every socket and refuses
+	// new ones, so whatever go-zookeeper is blocked in returns, and it
+	// closes its event channel when its goroutines are done.
 	shut := func() {
 		g.conn.Close()
-		for range g.events { // go-zookeeper closes it when its goroutines are done
+		g.guard.Close()
+		for range g.events {
 		}
 	}
 	if closed {
@@ -439,6 +455,15 @@ func (gs *generations) end(g *generation, err error) {
 	if gs.own.spawn(shut) != nil {
 		shut()
 	}
+}
+
+// handshakeBudget is how long a server may take to answer a connect
+// request: the Java client allows T divided by the number of servers; half
+// that lets a full round through servers that accept and never answer end
+// before T/2, inside the time a hold survives a lost connection (about
+// 0.675 T), so one healthy server is reached in time.
+func handshakeBudget(t time.Duration, servers int) time.Duration {
+	return t / time.Duration(2*max(servers, 1))
 }
 
 // zkLogger passes go-zookeeper's messages to the Session's logger and keeps
