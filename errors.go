@@ -70,3 +70,13 @@ var errEmptyQueue = errors.New("zklock: no contender")
 // errRelist: the first contender went while it was read; the pending watch
 // reports the change.
 var errRelist = errors.New("zklock: first contender changed while read")
+
+// ErrOutcomeUnknown reports that a write may or may not have taken effect:
+// its request was sent but the reply never came (the connection or the
+// ZooKeeper session was lost, or ctx ended), and reading the node afterwards
+// could not tell the write's effect apart from other clients' writes. The
+// error also wraps its cause, and what is known about the node (for
+// example zk.ErrNodeExists when a Create finds the node there). Read the
+// node to decide what to do; writing unique data (an id of the writer)
+// makes the outcome checkable by comparing it.
+var ErrOutcomeUnknown = errors.New("zklock: outcome of the write unknown")

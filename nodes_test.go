@@ -1,0 +1,484 @@
+package zklock_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/zklock/zklock"
+	"github.com/zklock/zklock/internal/zktest"
+)
+
+// ZooKeeper request opcodes.
+const (
+	opCreate  = 1
+	opDelete  = 2
+	opSetData = 5
+	opMulti   = 14
+)
+
+// replyCutter is a dialer that cuts a connection at one chosen request: the
+// next request with the armed opcode whose bytes contain the armed string is
+// sent and its reply dropped, or it is not sent at all. An action runs at
+// the cut, before the client can notice it: what other clients do while the
+// reply is missing.
+type replyCutter struct {
+	mu      sync.Mutex // guards everything below
+	op      int32
+	match   string // "" disarmed
+	dropReq bool
+	at      func() error
+	done    chan struct{} // closed once the armed cut is over
+	atErr   error
+}
+
+// arm sets up the next cut; at may be nil.
+func (rc *replyCutter) arm(op int32, match string, dropReq bool, at func() error) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.op, rc.match, rc.dropReq, rc.at = op, match, dropReq, at
+	rc.done, rc.atErr = make(chan struct{}), nil
+}
+
+// claim disarms the cutter if the request is the armed one.
+func (rc *replyCutter) claim(op int32, req []byte) (hit, dropReq bool) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.match == "" || op != rc.op || !bytes.Contains(req, []byte(rc.match)) {
+		return false, false
+	}
+	rc.match = ""
+	return true, rc.dropReq
+}
+
+// cut runs the action, then breaks conn.
+func (rc *replyCutter) cut(conn net.Conn) error {
+	rc.mu.Lock()
+	at := rc.at
+	rc.mu.Unlock()
+	var err error
+	if at != nil {
+		err = at()
+	}
+	conn.Close()
+	rc.mu.Lock()
+	rc.atErr = err
+	close(rc.done)
+	rc.mu.Unlock()
+	return &net.OpError{Op: "cut", Net: "tcp", Err: syscall.ECONNRESET}
+}
+
+// requireFired fails the test unless the armed cut happens (a write whose
+// ctx ends at the cut can return before it is over) and its action
+// succeeds.
+func (rc *replyCutter) requireFired(t *testing.T) {
+	t.Helper()
+	rc.mu.Lock()
+	done := rc.done
+	rc.mu.Unlock()
+	select {
+	case <-done:
+	case <-time.After(zktest.Timeout):
+		t.Fatal("the chosen request was not cut")
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	require.NoError(t, rc.atErr, "the other client's action at the cut")
+}
+
+func (rc *replyCutter) Dial(network, addr string, timeout time.Duration) (net.Conn, error) {
+	conn, err := net.DialTimeout(network, addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return &cutConn{Conn: conn, rc: rc, target: -1}, nil
+}
+
+// cutConn reads whole frames so it can drop one reply; go-zookeeper writes
+// one whole frame per Write. A request frame is length, xid, opcode, body;
+// a reply frame length, xid, zxid, err, body. The first frame each way is
+// the connect request or response, without those headers.
+type cutConn struct {
+	net.Conn
+	rc *replyCutter
+
+	mu     sync.Mutex // guards target, writes
+	target int32      // xid whose reply is to be dropped; -1 none
+	writes int
+
+	rbuf   []byte // rest of the frame being handed to the reader
+	frames int
+}
+
+func (cc *cutConn) Write(p []byte) (int, error) {
+	cc.mu.Lock()
+	first := cc.writes == 0
+	cc.writes++
+	cc.mu.Unlock()
+	if !first && len(p) >= 12 {
+		xid := int32(binary.BigEndian.Uint32(p[4:]))
+		if hit, dropReq := cc.rc.claim(int32(binary.BigEndian.Uint32(p[8:])), p[12:]); hit {
+			if dropReq {
+				return 0, cc.rc.cut(cc.Conn)
+			}
+			cc.mu.Lock()
+			cc.target = xid
+			cc.mu.Unlock()
+		}
+	}
+	return cc.Conn.Write(p)
+}
+
+func (cc *cutConn) Read(p []byte) (int, error) {
+	if len(cc.rbuf) == 0 {
+		var hdr [4]byte
+		if _, err := io.ReadFull(cc.Conn, hdr[:]); err != nil {
+			return 0, err
+		}
+		frame := make([]byte, 4+int(binary.BigEndian.Uint32(hdr[:])))
+		copy(frame, hdr[:])
+		if _, err := io.ReadFull(cc.Conn, frame[4:]); err != nil {
+			return 0, err
+		}
+		cc.frames++
+		if cc.frames > 1 && len(frame) >= 8 {
+			xid := int32(binary.BigEndian.Uint32(frame[4:]))
+			cc.mu.Lock()
+			hit := cc.target >= 0 && xid == cc.target
+			cc.mu.Unlock()
+			if hit {
+				return 0, cc.rc.cut(cc.Conn)
+			}
+		}
+		cc.rbuf = frame
+	}
+	n := copy(p, cc.rbuf)
+	cc.rbuf = cc.rbuf[n:]
+	return n, nil
+}
+
+var worldACL = zk.WorldACL(zk.PermAll)
+
+// nodeRig is a Session whose connections go through a replyCutter, rooted
+// at a fresh node, and a plain connection for the other client.
+type nodeRig struct {
+	s     *zklock.Session
+	cut   *replyCutter
+	root  string
+	admin *zk.Conn
+}
+
+func newNodeRig(t *testing.T) *nodeRig {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test; needs ZooKeeper")
+	}
+	zc := zktest.Shared(t)
+	r := &nodeRig{cut: &replyCutter{}, root: zc.Root(t), admin: zc.Admin(t)}
+	r.s = connect(t, twice(zc.Servers()), zklock.WithChroot(r.root), zklock.WithDialer(r.cut.Dial))
+	return r
+}
+
+// twice lists each server twice: go-zookeeper pauses a second before it
+// tries a server again only once it has tried every listed one.
+func twice(servers []string) []string { return append(servers, servers...) }
+
+// node creates p (relative to the root) as the other client, and deletes
+// whatever is left there when the test ends.
+func (r *nodeRig) node(t *testing.T, p, data string) {
+	t.Helper()
+	if data != "" {
+		_, err := r.admin.Create(r.root+p, []byte(data), 0, worldACL)
+		require.NoError(t, err)
+	}
+	t.Cleanup(func() {
+		if err := r.admin.Delete(r.root+p, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			t.Errorf("cleaning up %s: %v", p, err)
+		}
+	})
+}
+
+// get reads p as the other client; nil stat if there is no node.
+func (r *nodeRig) get(t *testing.T, p string) (string, *zk.Stat) {
+	t.Helper()
+	data, st, err := r.admin.Get(r.root + p)
+	if errors.Is(err, zk.ErrNoNode) {
+		return "", nil
+	}
+	require.NoError(t, err)
+	return string(data), st
+}
+
+func (r *nodeRig) create(p, data string, flags int32) func() error {
+	return func() error {
+		_, err := r.admin.Create(r.root+p, []byte(data), flags, worldACL)
+		return err
+	}
+}
+
+func (r *nodeRig) set(p, data string) func() error {
+	return func() error {
+		_, err := r.admin.Set(r.root+p, []byte(data), -1)
+		return err
+	}
+}
+
+func (r *nodeRig) delete(p string) func() error {
+	return func() error { return r.admin.Delete(r.root+p, -1) }
+}
+
+// A delete whose reply is lost is checked against the node it found: if
+// that node is gone, the delete is done, and a node created since by
+// another client survives; if it is still there, the delete is sent again.
+func TestIntegration_NodeDeleteReplyLost(t *testing.T) {
+	r := newNodeRig(t)
+	for _, tc := range []struct {
+		name     string
+		version  int32
+		dropReq  bool
+		other    func() error // another client, at the cut
+		wantErr  error
+		wantData string // "" no node
+	}{
+		{name: "any version, then re-created by another client", version: -1,
+			other: r.create("/p", "theirs", 0), wantData: "theirs"},
+		{name: "version 0, then re-created by another client", version: 0,
+			other: r.create("/p", "theirs", 0), wantData: "theirs"},
+		{name: "any version, request lost", version: -1, dropReq: true},
+		{name: "version 0, request lost, then written by another client", version: 0, dropReq: true,
+			other: r.set("/p", "theirs"), wantErr: zk.ErrBadVersion, wantData: "theirs"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := bounded(t, zktest.Timeout)
+			r.node(t, "/p", "ours")
+			r.cut.arm(opDelete, r.root+"/p", tc.dropReq, tc.other)
+			err := r.s.Delete(ctx, "/p", tc.version)
+			r.cut.requireFired(t)
+			if tc.wantErr != nil {
+				assert.ErrorIs(t, err, tc.wantErr)
+			} else {
+				assert.NoError(t, err, "the node Delete found is gone")
+			}
+			assert.NotErrorIs(t, err, zklock.ErrOutcomeUnknown, "a delete can be checked")
+			data, _ := r.get(t, "/p")
+			assert.Equal(t, tc.wantData, data, "what is left at the path")
+		})
+	}
+}
+
+// A compare-and-set whose reply is lost is never reported as a version
+// conflict if it may have landed, and a write whose reply is lost is never
+// sent again over another client's later write, nor twice in a row.
+func TestIntegration_NodeSetReplyLost(t *testing.T) {
+	r := newNodeRig(t)
+	for _, tc := range []struct {
+		name        string
+		version     int32
+		dropReq     bool
+		other       func() error // another client, at the cut
+		wantErr     error        // nil: success
+		wantData    string
+		wantVersion int32
+	}{
+		{name: "version 0", version: 0,
+			wantErr: zklock.ErrOutcomeUnknown, wantData: "ours", wantVersion: 1},
+		{name: "version 0, then written by another client", version: 0, other: r.set("/p", "theirs"),
+			wantErr: zklock.ErrOutcomeUnknown, wantData: "theirs", wantVersion: 2},
+		{name: "version 0, request lost", version: 0, dropReq: true,
+			wantData: "ours", wantVersion: 1},
+		{name: "version 0, request lost, written by another client", version: 0, dropReq: true, other: r.set("/p", "theirs"),
+			wantErr: zk.ErrBadVersion, wantData: "theirs", wantVersion: 1},
+		{name: "any version", version: -1,
+			wantData: "ours", wantVersion: 1},
+		{name: "any version, then written by another client", version: -1, other: r.set("/p", "theirs"),
+			wantErr: zklock.ErrOutcomeUnknown, wantData: "theirs", wantVersion: 2},
+		{name: "any version, request lost", version: -1, dropReq: true,
+			wantData: "ours", wantVersion: 1},
+		{name: "any version, request lost, written by another client", version: -1, dropReq: true, other: r.set("/p", "theirs"),
+			wantData: "ours", wantVersion: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := bounded(t, zktest.Timeout)
+			r.node(t, "/p", "initial")
+			r.cut.arm(opSetData, r.root+"/p", tc.dropReq, tc.other)
+			st, err := r.s.Set(ctx, "/p", []byte("ours"), tc.version)
+			r.cut.requireFired(t)
+			if tc.wantErr != nil {
+				assert.ErrorIs(t, err, tc.wantErr)
+				if !errors.Is(tc.wantErr, zklock.ErrOutcomeUnknown) {
+					assert.NotErrorIs(t, err, zklock.ErrOutcomeUnknown, "the outcome is known")
+				}
+			} else if assert.NoError(t, err) {
+				assert.Equal(t, tc.wantVersion, st.Version, "the stat returned")
+			}
+			data, now := r.get(t, "/p")
+			require.NotNil(t, now, "the node is still there")
+			assert.Equal(t, tc.wantData, data, "the node's data")
+			assert.Equal(t, tc.wantVersion, now.Version, "how often the node was written")
+		})
+	}
+}
+
+// A create whose reply is lost is never sent again over another client's
+// delete of the node, and never reported as done or as "exists" when it may
+// have landed.
+func TestIntegration_NodeCreateReplyLost(t *testing.T) {
+	r := newNodeRig(t)
+	for _, tc := range []struct {
+		name       string
+		flags      int32
+		dropReq    bool
+		other      func() error // another client, at the cut
+		wantErrs   []error      // nil: success
+		wantData   string       // "" no node
+		wantEphOwn bool         // the node is an ephemeral of the Session
+	}{
+		{name: "persistent",
+			wantErrs: []error{zklock.ErrOutcomeUnknown, zk.ErrNodeExists}, wantData: "ours"},
+		{name: "persistent, then deleted by another client", other: r.delete("/p"),
+			wantErrs: []error{zklock.ErrOutcomeUnknown}},
+		{name: "persistent, request lost", dropReq: true, wantData: "ours"},
+		{name: "persistent, request lost, created by another client", dropReq: true, other: r.create("/p", "theirs", 0),
+			wantErrs: []error{zk.ErrNodeExists}, wantData: "theirs"},
+		{name: "ephemeral", flags: zk.FlagEphemeral, wantData: "ours", wantEphOwn: true},
+		{name: "ephemeral, then deleted by another client", flags: zk.FlagEphemeral, other: r.delete("/p"),
+			wantErrs: []error{zklock.ErrOutcomeUnknown}},
+		{name: "ephemeral, request lost", flags: zk.FlagEphemeral, dropReq: true, wantData: "ours", wantEphOwn: true},
+		{name: "ephemeral, request lost, created by another client", flags: zk.FlagEphemeral, dropReq: true,
+			other: r.create("/p", "theirs", zk.FlagEphemeral), wantErrs: []error{zk.ErrNodeExists}, wantData: "theirs"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := bounded(t, zktest.Timeout)
+			r.node(t, "/p", "")
+			r.cut.arm(opCreate, r.root+"/p", tc.dropReq, tc.other)
+			err := r.s.Create(ctx, "/p", []byte("ours"), tc.flags)
+			r.cut.requireFired(t)
+			if tc.wantErrs == nil {
+				assert.NoError(t, err)
+			}
+			for _, want := range tc.wantErrs {
+				assert.ErrorIs(t, err, want)
+			}
+			if len(tc.wantErrs) > 0 && !errors.Is(tc.wantErrs[0], zklock.ErrOutcomeUnknown) {
+				assert.NotErrorIs(t, err, zklock.ErrOutcomeUnknown, "the outcome is known")
+			}
+			data, st := r.get(t, "/p")
+			assert.Equal(t, tc.wantData, data, "what is at the path")
+			if tc.wantEphOwn && assert.NotNil(t, st) {
+				assert.Equal(t, r.s.SessionID(), st.EphemeralOwner, "an ephemeral of the Session")
+			}
+		})
+	}
+}
+
+// A multi whose reply is lost reports that its outcome is unknown.
+func TestIntegration_NodeMultiReplyLost(t *testing.T) {
+	r := newNodeRig(t)
+	ctx := bounded(t, zktest.Timeout)
+	r.node(t, "/p", "")
+	r.cut.arm(opMulti, r.root+"/p", false, nil)
+	_, err := r.s.Multi(ctx, &zk.CreateRequest{Path: "/p", Data: []byte("ours")})
+	r.cut.requireFired(t)
+	assert.ErrorIs(t, err, zklock.ErrOutcomeUnknown)
+	assert.ErrorIs(t, err, zk.ErrConnectionClosed, "the cause")
+	data, _ := r.get(t, "/p")
+	assert.Equal(t, "ours", data, "the multi landed")
+}
+
+// A write whose ctx ends while its reply is missing reports that its
+// outcome is unknown, as well as the ctx's end.
+func TestIntegration_NodeWriteCtxEndsReplyLost(t *testing.T) {
+	r := newNodeRig(t)
+	for _, tc := range []struct {
+		name  string
+		op    int32
+		setup string // data of the node before the write; "" none
+		write func(context.Context, *zklock.Session) error
+	}{
+		{"create", opCreate, "", func(ctx context.Context, s *zklock.Session) error {
+			return s.Create(ctx, "/p", []byte("ours"), 0)
+		}},
+		{"set", opSetData, "initial", func(ctx context.Context, s *zklock.Session) error {
+			_, err := s.Set(ctx, "/p", []byte("ours"), -1)
+			return err
+		}},
+		{"delete", opDelete, "initial", func(ctx context.Context, s *zklock.Session) error {
+			return s.Delete(ctx, "/p", -1)
+		}},
+		{"multi", opMulti, "", func(ctx context.Context, s *zklock.Session) error {
+			_, err := s.Multi(ctx, &zk.CreateRequest{Path: "/p", Data: []byte("ours")})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(bounded(t, zktest.Timeout))
+			defer cancel()
+			r.node(t, "/p", tc.setup)
+			r.cut.arm(tc.op, r.root+"/p", false, func() error { cancel(); return nil })
+			err := tc.write(ctx, r.s)
+			r.cut.requireFired(t)
+			assert.ErrorIs(t, err, zklock.ErrOutcomeUnknown)
+			assert.ErrorIs(t, err, context.Canceled)
+		})
+	}
+}
+
+// A write whose ZooKeeper session ends while its reply is missing reports
+// that its outcome is unknown: reads in another session could overtake it.
+func TestIntegration_NodeWriteSessionEndsReplyLost(t *testing.T) {
+	r := newNodeRig(t)
+	zc := zktest.Shared(t)
+	for _, tc := range []struct {
+		name  string
+		op    int32
+		setup string // data of the node before the write; "" none
+		write func(context.Context, *zklock.Session) error
+	}{
+		{"create", opCreate, "", func(ctx context.Context, s *zklock.Session) error {
+			return s.Create(ctx, "/p", []byte("ours"), 0)
+		}},
+		{"set", opSetData, "initial", func(ctx context.Context, s *zklock.Session) error {
+			_, err := s.Set(ctx, "/p", []byte("ours"), 0)
+			return err
+		}},
+		{"delete", opDelete, "initial", func(ctx context.Context, s *zklock.Session) error {
+			return s.Delete(ctx, "/p", 0)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := bounded(t, zktest.Timeout)
+			cut := &replyCutter{}
+			s := connect(t, twice(zc.Servers()), zklock.WithChroot(r.root), zklock.WithDialer(cut.Dial))
+			r.node(t, "/p", tc.setup)
+			closed := make(chan struct{})
+			cut.arm(tc.op, r.root+"/p", false, func() error {
+				// Close joins the connection's goroutines, this one among
+				// them: it cannot run here.
+				go func() {
+					defer close(closed)
+					s.Close()
+				}()
+				return nil
+			})
+			err := tc.write(ctx, s)
+			cut.requireFired(t)
+			select {
+			case <-closed:
+			case <-ctx.Done():
+				t.Fatal("Close did not return")
+			}
+			assert.ErrorIs(t, err, zklock.ErrOutcomeUnknown)
+		})
+	}
+}
