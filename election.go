@@ -3,7 +3,6 @@ package zklock
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -152,7 +151,7 @@ func (e *Election) leader(ctx context.Context, watch bool) (Term, <-chan zk.Even
 	case errors.Is(err, errRelist):
 		return Term{}, w, err
 	case err != nil:
-		return Term{}, nil, fmt.Errorf("zklock: leader %s: %w", e.r.path, err)
+		return Term{}, nil, errorf("zklock: leader %s: %w", e.r.path, err)
 	}
 	return Term{Value: f.data, Key: e.r.q.key(f.name), Token: f.czxid}, w, nil
 }
@@ -203,7 +202,7 @@ func (e *Election) Observe(ctx context.Context) (<-chan Term, error) {
 		e.observe(ctx, out, first, watch)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("zklock: observe %s: %w", e.r.path, err)
+		return nil, errorf("zklock: observe %s: %w", e.r.path, err)
 	}
 	return out, nil
 }
@@ -285,14 +284,14 @@ func (e *Election) Run(ctx context.Context, fn func(leaderCtx context.Context) e
 	for {
 		if err := e.Campaign(ctx); err != nil {
 			if ctx.Err() != nil || errors.Is(err, ErrSessionClosed) || errors.Is(err, ErrInvalidPath) {
-				return fmt.Errorf("zklock: run %s: %w", e.r.path, err)
+				return errorf("zklock: run %s: %w", e.r.path, err)
 			}
 			s.cfg.logger.Warn("zklock: campaign failed; retrying", "path", e.r.path, "err", err)
 		} else {
 			start := time.Now()
 			lost, err := e.lead(ctx, fn)
 			if err != nil && !lost && ctx.Err() == nil {
-				return fmt.Errorf("zklock: run %s: leader function: %w", e.r.path, err)
+				return errorf("zklock: run %s: leader function: %w", e.r.path, err)
 			}
 			if time.Since(start) > s.cfg.backoff.Max {
 				bo.Reset()
@@ -301,9 +300,9 @@ func (e *Election) Run(ctx context.Context, fn func(leaderCtx context.Context) e
 		select {
 		case <-s.clk.After(bo.NextBackOff()):
 		case <-ctx.Done():
-			return fmt.Errorf("zklock: run %s: %w", e.r.path, ctx.Err())
+			return errorf("zklock: run %s: %w", e.r.path, ctx.Err())
 		case <-s.closing:
-			return fmt.Errorf("zklock: run %s: %w", e.r.path, ErrSessionClosed)
+			return errorf("zklock: run %s: %w", e.r.path, ErrSessionClosed)
 		}
 	}
 }
@@ -322,9 +321,9 @@ func (e *Election) RunOnce(ctx context.Context, fn func(leaderCtx context.Contex
 	lost, err := e.lead(ctx, fn)
 	switch {
 	case err != nil:
-		return fmt.Errorf("zklock: run %s: leader function: %w", e.r.path, err)
+		return errorf("zklock: run %s: leader function: %w", e.r.path, err)
 	case lost:
-		return fmt.Errorf("zklock: run %s: %w", e.r.path, e.Err())
+		return errorf("zklock: run %s: %w", e.r.path, e.Err())
 	}
 	return nil
 }

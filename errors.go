@@ -1,6 +1,10 @@
 package zklock
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
 
 // ErrLocked is returned by TryLock when another contender holds the lock.
 var ErrLocked = errors.New("zklock: locked by another holder")
@@ -36,7 +40,9 @@ var ErrNotLeader = errors.New("zklock: not leader")
 // ErrNoLeader is returned by Leader when no candidate leads.
 var ErrNoLeader = errors.New("zklock: no leader")
 
-// ErrInvalidPath reports a znode path that ZooKeeper would reject.
+// ErrInvalidPath reports a znode path that ZooKeeper would reject (its
+// rules are applied before any request is sent), or one a recipe cannot use:
+// the root, and paths under /zookeeper, which ZooKeeper reserves.
 var ErrInvalidPath = errors.New("zklock: invalid path")
 
 // ErrInvalidOption reports an option or argument value that cannot work; the
@@ -80,3 +86,32 @@ var errRelist = errors.New("zklock: first contender changed while read")
 // node to decide what to do; writing unique data (an id of the writer)
 // makes the outcome checkable by comparing it.
 var ErrOutcomeUnknown = errors.New("zklock: outcome of the write unknown")
+
+// errorf is fmt.Errorf for the package's errors: the message carries the
+// package prefix once, at its start, however many of the package's errors
+// it wraps (each sentinel carries it too), and errors.Is and errors.As see
+// every error it wraps.
+func errorf(format string, args ...any) error {
+	err := fmt.Errorf(format, args...)
+	msg := strings.ReplaceAll(err.Error(), prefix, "")
+	w := &prefixedError{msg: prefix + msg}
+	switch u := err.(type) {
+	case interface{ Unwrap() []error }:
+		w.errs = u.Unwrap()
+	case interface{ Unwrap() error }:
+		w.errs = []error{u.Unwrap()}
+	}
+	return w
+}
+
+// prefix starts every message of the package's errors.
+const prefix = "zklock: "
+
+// prefixedError is an error made by errorf.
+type prefixedError struct {
+	msg  string
+	errs []error
+}
+
+func (e *prefixedError) Error() string   { return e.msg }
+func (e *prefixedError) Unwrap() []error { return e.errs }

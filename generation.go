@@ -112,7 +112,7 @@ func (g *generation) pastDeadline() bool {
 }
 
 // errPastDeadline is why a generation ends at its loss deadline.
-var errPastDeadline = fmt.Errorf("%w: %w", ErrSessionExpired, ErrLossDeadline)
+var errPastDeadline = errorf("%w: %w", ErrSessionExpired, ErrLossDeadline)
 
 // lossDeadline is the safe loss deadline: the leader cannot expire the
 // session before the lease's proof plus T minus the lease's allowance (the
@@ -230,7 +230,7 @@ func (gs *generations) open() (*generation, error) {
 		}
 		c, err := gs.cfg.dialer(network, addr, timeout)
 		if err != nil {
-			gs.setLastErr(fmt.Errorf("dial %s: %w", addr, err))
+			gs.setLastErr(errorf("dial %s: %w", addr, err))
 			gs.cfg.logger.Debug("zklock: dial failed", "server", addr, "err", err)
 			return nil, err
 		}
@@ -247,7 +247,7 @@ func (gs *generations) open() (*generation, error) {
 		zk.WithDialer(dial), zk.WithHostProvider(&connguard.Hosts{}), zk.WithEventCallback(onEvent),
 		zk.WithLogger(zkLogger{gs}), zk.WithLogInfo(false))
 	if err != nil {
-		return nil, fmt.Errorf("zklock: %w", err)
+		return nil, errorf("zklock: %w", err)
 	}
 	g.conn, g.events = conn, events
 	return g, nil
@@ -284,7 +284,7 @@ func (gs *generations) run(g *generation) {
 					endAndHeal(errPastDeadline)
 				case e.auth && e.err != nil:
 					gs.cfg.logger.Warn("zklock: authentication failed; opening a new session", "err", e.err)
-					endAndHeal(fmt.Errorf("%w: authentication: %w", ErrSessionExpired, e.err))
+					endAndHeal(errorf("%w: authentication: %w", ErrSessionExpired, e.err))
 				case e.auth:
 					gs.markReady(g)
 					bo.Reset()
@@ -298,7 +298,7 @@ func (gs *generations) run(g *generation) {
 				case e.state == zk.StateExpired:
 					endAndHeal(ErrSessionExpired)
 				case e.state == zk.StateAuthFailed:
-					endAndHeal(fmt.Errorf("%w: authentication failed", ErrSessionExpired))
+					endAndHeal(errorf("%w: authentication failed", ErrSessionExpired))
 				}
 			}
 

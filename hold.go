@@ -2,7 +2,6 @@ package zklock
 
 import (
 	"context"
-	"fmt"
 	"sync"
 )
 
@@ -52,7 +51,7 @@ func (h *hold) end(err error) bool {
 }
 
 // lose ends the hold as lost, for cause.
-func (h *hold) lose(cause error) { h.end(fmt.Errorf("%w: %w", h.lostAs, cause)) }
+func (h *hold) lose(cause error) { h.end(errorf("%w: %w", h.lostAs, cause)) }
 
 // check ends the hold if its generation's loss deadline has passed, whether
 // or not the timer that ends the generation has run yet. Every pull-style

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/go-zookeeper/zk"
 
@@ -13,7 +12,7 @@ import (
 
 func (s *Session) abs(op, p string) (string, error) {
 	if err := znode.Validate(p); err != nil {
-		return "", fmt.Errorf("zklock: %s: %w: %w", op, ErrInvalidPath, err)
+		return "", errorf("zklock: %s: %w: %w", op, ErrInvalidPath, err)
 	}
 	return znode.Join(s.cfg.chroot, p), nil
 }
@@ -54,7 +53,7 @@ func (s *Session) Create(ctx context.Context, p string, data []byte, flags int32
 		return err
 	}
 	if flags != 0 && flags != zk.FlagEphemeral {
-		return fmt.Errorf("zklock: create %q: %w: flags %d (want 0 or zk.FlagEphemeral)", p, ErrInvalidOption, flags)
+		return errorf("zklock: create %q: %w: flags %d (want 0 or zk.FlagEphemeral)", p, ErrInvalidOption, flags)
 	}
 	parent := znode.Parent(full)
 	ephemeral := flags == zk.FlagEphemeral
@@ -100,7 +99,7 @@ func (s *Session) Create(ctx context.Context, p string, data []byte, flags int32
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("zklock: create %q: %w", p, err)
+		return errorf("zklock: create %q: %w", p, err)
 	}
 	return nil
 }
@@ -116,7 +115,7 @@ func (s *Session) Get(ctx context.Context, p string) ([]byte, *zk.Stat, error) {
 		return dataStat{data, st}, err
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("zklock: get %q: %w", p, err)
+		return nil, nil, errorf("zklock: get %q: %w", p, err)
 	}
 	return r.data, r.st, nil
 }
@@ -201,7 +200,7 @@ func (s *Session) Set(ctx context.Context, p string, data []byte, version int32)
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("zklock: set %q: %w", p, err)
+		return nil, errorf("zklock: set %q: %w", p, err)
 	}
 	return st, nil
 }
@@ -249,7 +248,7 @@ func (s *Session) Delete(ctx context.Context, p string, version int32) error {
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("zklock: delete %q: %w", p, err)
+		return errorf("zklock: delete %q: %w", p, err)
 	}
 	return nil
 }
@@ -268,7 +267,7 @@ func (s *Session) Exists(ctx context.Context, p string) (bool, *zk.Stat, error) 
 		return st, err
 	})
 	if err != nil {
-		return false, nil, fmt.Errorf("zklock: exists %q: %w", p, err)
+		return false, nil, errorf("zklock: exists %q: %w", p, err)
 	}
 	return st != nil, st, nil
 }
@@ -284,7 +283,7 @@ func (s *Session) Children(ctx context.Context, p string) ([]string, error) {
 		return names, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("zklock: children %q: %w", p, err)
+		return nil, errorf("zklock: children %q: %w", p, err)
 	}
 	return names, nil
 }
@@ -312,6 +311,17 @@ func (s *Session) Multi(ctx context.Context, ops ...any) ([]zk.MultiResponse, er
 			if c.Acl == nil {
 				c.Acl = s.cfg.acl
 			}
+			if c.Flags&zk.FlagSequence != 0 {
+				// The server checks a sequential path with its number
+				// appended: "/queue/" is valid, and under a chroot it is
+				// "<chroot>/queue/", never the chroot itself.
+				if err := znode.ValidateSequential(c.Path); err != nil {
+					return nil, errorf("zklock: multi: %w: %w", ErrInvalidPath, err)
+				}
+				c.Path = s.cfg.chroot + c.Path
+				rewritten[i] = &c
+				continue
+			}
 			p, rewritten[i] = &c.Path, &c
 		case *zk.DeleteRequest:
 			c := *o
@@ -323,7 +333,7 @@ func (s *Session) Multi(ctx context.Context, ops ...any) ([]zk.MultiResponse, er
 			c := *o
 			p, rewritten[i] = &c.Path, &c
 		default:
-			return nil, fmt.Errorf("zklock: multi: %w: op %d has unsupported type %T", ErrInvalidOption, i, op)
+			return nil, errorf("zklock: multi: %w: op %d has unsupported type %T", ErrInvalidOption, i, op)
 		}
 		full, err := s.abs("multi", *p)
 		if err != nil {
@@ -333,16 +343,16 @@ func (s *Session) Multi(ctx context.Context, ops ...any) ([]zk.MultiResponse, er
 	}
 	g, err := s.gens.current(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("zklock: multi: %w", err)
+		return nil, errorf("zklock: multi: %w", err)
 	}
 	res, err := call(ctx, g, func(c *zk.Conn) ([]zk.MultiResponse, error) {
 		return c.Multi(rewritten...)
 	})
 	if err != nil && !settled(err) && sent(err) {
-		return res, fmt.Errorf("zklock: multi: %w: %w", ErrOutcomeUnknown, err)
+		return res, errorf("zklock: multi: %w: %w", ErrOutcomeUnknown, err)
 	}
 	if err != nil {
-		return res, fmt.Errorf("zklock: multi: %w", err)
+		return res, errorf("zklock: multi: %w", err)
 	}
 	return res, nil
 }
@@ -387,7 +397,7 @@ func resend[T any](ref *zk.Stat) (verdict[T], error) {
 func done[T any](v T, err error) (verdict[T], error) { return verdict[T]{v: v, err: err}, nil }
 
 func unknown[T any](format string, args ...any) (verdict[T], error) {
-	return verdict[T]{err: fmt.Errorf("%w: "+format, append([]any{ErrOutcomeUnknown}, args...)...)}, nil
+	return verdict[T]{err: errorf("%w: "+format, append([]any{ErrOutcomeUnknown}, args...)...)}, nil
 }
 
 // writeOnce runs w on the current ZooKeeper session, retrying like do on a
@@ -408,7 +418,7 @@ func writeOnce[T any](ctx context.Context, gs *generations, w write[T]) (T, erro
 	err := retry(ctx, gs.cfg.backoff, gs.clk, func(ctx context.Context) error {
 		if g := sentOn; g != nil {
 			if g.ended() {
-				return permanent(fmt.Errorf("the zookeeper session it was sent in ended: %w", g.err))
+				return permanent(errorf("the zookeeper session it was sent in ended: %w", g.err))
 			}
 			r := ref // op may outlive this attempt: it gets its own copy
 			vd, err := call(ctx, g, func(c *zk.Conn) (verdict[T], error) {
@@ -450,7 +460,7 @@ func writeOnce[T any](ctx context.Context, gs *generations, w write[T]) (T, erro
 	})
 	switch {
 	case err != nil && sentOn != nil:
-		return out, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+		return out, errorf("%w: %w", ErrOutcomeUnknown, err)
 	case err != nil:
 		return out, err
 	}
@@ -461,7 +471,7 @@ func writeOnce[T any](ctx context.Context, gs *generations, w write[T]) (T, erro
 // does, so that an operation not bound to one session retries on the next.
 func endedOn(ctx context.Context, g *generation, err error) error {
 	if err != nil && ctx.Err() == nil && g.ended() && !errors.Is(err, errGenerationEnded) {
-		return fmt.Errorf("%w: %w", errGenerationEnded, err)
+		return errorf("%w: %w", errGenerationEnded, err)
 	}
 	return err
 }

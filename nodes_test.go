@@ -482,3 +482,29 @@ func TestIntegration_NodeWriteSessionEndsReplyLost(t *testing.T) {
 		})
 	}
 }
+
+// A sequential create in a Multi is checked and placed the way the server
+// does it: its path gets the sequence number appended, so "/q/" is valid,
+// and under a chroot it lands below the chroot, not beside it.
+func TestIntegration_MultiSequentialCreate(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	admin := zc.Admin(t)
+	s := connect(t, zc.Servers(), zklock.WithChroot(root))
+	ctx := bounded(t, zktest.Timeout)
+	require.NoError(t, s.Create(ctx, "/q", nil, 0))
+	res, err := s.Multi(ctx,
+		&zk.CreateRequest{Path: "/q/", Flags: zk.FlagSequence},
+		&zk.CreateRequest{Path: "/q/item-", Flags: zk.FlagSequence})
+	require.NoError(t, err)
+	require.Len(t, res, 2)
+	kids := children(t, admin, root+"/q")
+	assert.ElementsMatch(t, []string{"0000000000", "item-0000000001"}, kids, "created below the chroot")
+	for _, k := range kids {
+		require.NoError(t, admin.Delete(root+"/q/"+k, -1))
+	}
+	_, err = s.Multi(ctx, &zk.CreateRequest{Path: "/q//", Flags: zk.FlagSequence})
+	assert.ErrorIs(t, err, zklock.ErrInvalidPath)
+	require.NoError(t, s.Delete(ctx, "/q", -1))
+}

@@ -1,7 +1,6 @@
 package zklock
 
 import (
-	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
@@ -39,7 +38,7 @@ func defaultConfig() sessionConfig {
 }
 
 func (c *sessionConfig) invalid(format string, args ...any) {
-	c.errs = append(c.errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...))
+	c.errs = append(c.errs, errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...))
 }
 
 // WithSessionTimeout sets the session timeout requested from ZooKeeper. The
@@ -148,15 +147,15 @@ func WithDialer(d zk.Dialer) SessionOption {
 
 func validateServers(servers []string) error {
 	if len(servers) == 0 {
-		return fmt.Errorf("%w: server list is empty", ErrInvalidOption)
+		return errorf("%w: server list is empty", ErrInvalidOption)
 	}
 	for _, s := range servers {
 		host, port, err := net.SplitHostPort(s)
 		if err != nil || host == "" {
-			return fmt.Errorf("%w: server address %q is not host:port", ErrInvalidOption, s)
+			return errorf("%w: server address %q is not host:port", ErrInvalidOption, s)
 		}
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("%w: server address %q: port %q is not in 1-65535", ErrInvalidOption, s, port)
+			return errorf("%w: server address %q: port %q is not in 1-65535", ErrInvalidOption, s, port)
 		}
 	}
 	return nil

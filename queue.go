@@ -136,7 +136,7 @@ func (q *queue) enqueue(ctx context.Context, g *generation, data []byte, guess s
 			}
 			return err
 		}
-		return fmt.Errorf("zklock: parent %q keeps disappearing", q.dir)
+		return errorf("zklock: parent %q keeps disappearing", q.dir)
 	})
 	if err != nil {
 		if maybeCreated && !g.ended() {

@@ -46,11 +46,11 @@ func newRecipe(s *Session, path string, k kind) *recipe {
 	r := &recipe{k: k, gens: s.gens, path: path}
 	full := znode.Join(s.cfg.chroot, path)
 	if err := znode.Validate(path); err != nil {
-		r.perr = fmt.Errorf("zklock: %s: %w: %w", k.op, ErrInvalidPath, err)
+		r.perr = errorf("zklock: %s: %w: %w", k.op, ErrInvalidPath, err)
 	} else if path == "/" {
-		r.perr = fmt.Errorf("zklock: %s: %w: the root cannot hold contenders", k.op, ErrInvalidPath)
+		r.perr = errorf("zklock: %s: %w: the root cannot hold contenders", k.op, ErrInvalidPath)
 	} else if full == "/zookeeper" || strings.HasPrefix(full, "/zookeeper/") {
-		r.perr = fmt.Errorf("zklock: %s: %w: %q is under /zookeeper, which ZooKeeper reserves", k.op, ErrInvalidPath, path)
+		r.perr = errorf("zklock: %s: %w: %q is under /zookeeper, which ZooKeeper reserves", k.op, ErrInvalidPath, path)
 	}
 	r.q = &queue{
 		dir: full, chroot: s.cfg.chroot, prefix: k.prefix, queues: k.queues,
@@ -97,7 +97,7 @@ func (r *recipe) acquire(ctx context.Context, data []byte, wait bool) error {
 	for {
 		g, err := r.gens.current(ctx)
 		if err != nil {
-			return fmt.Errorf("zklock: %s %s: %w", r.k.op, r.path, err)
+			return errorf("zklock: %s %s: %w", r.k.op, r.path, err)
 		}
 		h, watch, err := r.attempt(ctx, g, data, wait, guess)
 		guess = seqGuess{} // the guess is void in another generation
@@ -123,7 +123,7 @@ func (r *recipe) acquire(ctx context.Context, data []byte, wait bool) error {
 		if g.ended() && ctx.Err() == nil && !errors.Is(err, ErrLocked) && !errors.Is(err, ErrSessionClosed) {
 			continue // queue again in the next ZooKeeper session
 		}
-		return fmt.Errorf("zklock: %s %s: %w", r.k.op, r.path, err)
+		return errorf("zklock: %s %s: %w", r.k.op, r.path, err)
 	}
 }
 
@@ -254,7 +254,7 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 // ZooKeeper session and that session has not ended.
 func (r *recipe) grant(ctx context.Context, g *generation, name string, owner, czxid int64, watch <-chan zk.Event) (*hold, <-chan zk.Event, error) {
 	if owner != g.sessionID {
-		return nil, nil, fmt.Errorf("zklock: node %s/%s belongs to session 0x%x, not ours (0x%x)",
+		return nil, nil, errorf("zklock: node %s/%s belongs to session 0x%x, not ours (0x%x)",
 			r.q.dir, name, owner, g.sessionID)
 	}
 	if g.ended() {
@@ -311,7 +311,7 @@ func (r *recipe) release(ctx context.Context) error {
 	if !h.end(r.k.free) {
 		h.stop()
 		<-h.exited
-		return fmt.Errorf("%w: %w", r.k.free, h.cause())
+		return errorf("%w: %w", r.k.free, h.cause())
 	}
 	// The hold has ended, so whatever the monitor sees from here on (our
 	// own delete among it) changes nothing: the delete need not wait for
@@ -320,7 +320,7 @@ func (r *recipe) release(ctx context.Context) error {
 	h.stop()
 	<-h.exited
 	if err != nil {
-		return fmt.Errorf("zklock: delete %s: %w", h.key, err)
+		return errorf("zklock: delete %s: %w", h.key, err)
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package zklock
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/go-zookeeper/zk"
 )
@@ -47,7 +46,7 @@ func wait[T any](ctx context.Context, g *generation, res <-chan outcome[T]) (T, 
 	case <-ctx.Done():
 		return zero, ctx.Err()
 	case <-g.done:
-		return zero, fmt.Errorf("%w: %w", errGenerationEnded, g.err)
+		return zero, errorf("%w: %w", errGenerationEnded, g.err)
 	}
 }
 
@@ -94,7 +93,7 @@ func do[T any](ctx context.Context, gs *generations, op func(*zk.Conn) (T, error
 		}
 		v, err := call(ctx, g, op)
 		if err != nil && ctx.Err() == nil && g.ended() && !errors.Is(err, errGenerationEnded) {
-			err = fmt.Errorf("%w: %w", errGenerationEnded, err)
+			err = errorf("%w: %w", errGenerationEnded, err)
 		}
 		if err == nil {
 			out = v

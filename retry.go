@@ -3,7 +3,6 @@ package zklock
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"time"
 
@@ -34,13 +33,13 @@ func DefaultBackoff() Backoff {
 func (b Backoff) validate() error {
 	switch {
 	case b.Initial <= 0:
-		return fmt.Errorf("%w: backoff Initial %v must be > 0", ErrInvalidOption, b.Initial)
+		return errorf("%w: backoff Initial %v must be > 0", ErrInvalidOption, b.Initial)
 	case b.Max < b.Initial:
-		return fmt.Errorf("%w: backoff Max %v must be ≥ Initial %v", ErrInvalidOption, b.Max, b.Initial)
+		return errorf("%w: backoff Max %v must be ≥ Initial %v", ErrInvalidOption, b.Max, b.Initial)
 	case !(b.Multiplier >= 1):
-		return fmt.Errorf("%w: backoff Multiplier %v must be ≥ 1", ErrInvalidOption, b.Multiplier)
+		return errorf("%w: backoff Multiplier %v must be ≥ 1", ErrInvalidOption, b.Multiplier)
 	case !(b.Jitter >= 0 && b.Jitter < 1):
-		return fmt.Errorf("%w: backoff Jitter %v must be in [0, 1)", ErrInvalidOption, b.Jitter)
+		return errorf("%w: backoff Jitter %v must be in [0, 1)", ErrInvalidOption, b.Jitter)
 	}
 	return nil
 }
@@ -114,19 +113,19 @@ func retry(ctx context.Context, policy Backoff, clk clock, op func(context.Conte
 			return err
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
+			return errorf("%w (last error: %w)", ctx.Err(), err)
 		}
 		if b == nil {
 			b = policy.newBackOff(clk)
 		}
 		wait := b.NextBackOff()
 		if dl, ok := ctx.Deadline(); ok && clk.Now().Add(wait).After(dl) {
-			return fmt.Errorf("%w (last error: %w)", context.DeadlineExceeded, err)
+			return errorf("%w (last error: %w)", context.DeadlineExceeded, err)
 		}
 		select {
 		case <-clk.After(wait):
 		case <-ctx.Done():
-			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
+			return errorf("%w (last error: %w)", ctx.Err(), err)
 		}
 	}
 }

@@ -3,7 +3,6 @@ package zklock
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -21,11 +20,15 @@ import (
 // Create, Get, Set, Delete, Exists, Children and Multi apply the Session's
 // chroot (WithChroot) and ACL (WithACL), wait for a usable ZooKeeper
 // session, and retry per the backoff policy (WithBackoff) when the
-// connection is lost, until their ctx ends; Multi alone is never retried.
-// Their errors wrap go-zookeeper's sentinels (zk.ErrNoNode, zk.ErrNoAuth,
-// zk.ErrBadVersion, ...), so errors.Is works on them; an error the server
-// decided is returned at once, never retried. An invalid path returns an
-// error wrapping ErrInvalidPath without any request.
+// connection is lost, until their ctx ends. A write whose reply was lost
+// is not resent blindly: Create, Set and Delete read the node first and
+// resend only when that read proves the write did not happen, and
+// otherwise return what it proves or an error wrapping ErrOutcomeUnknown;
+// Multi is never resent. Errors wrap go-zookeeper's sentinels
+// (zk.ErrNoNode, zk.ErrNoAuth, zk.ErrBadVersion, ...), so errors.Is works on
+// them; an error the server decided is returned at once, never retried. An
+// invalid path returns an error wrapping ErrInvalidPath without any
+// request.
 type Session struct {
 	cfg     sessionConfig
 	clk     clock
@@ -114,7 +117,7 @@ func Connect(ctx context.Context, servers []string, opts ...SessionOption) (*Ses
 		return s, nil
 	case <-ctx.Done():
 		s.Close()
-		return nil, fmt.Errorf("zklock: connect to %s: %w (last connection error: %w)",
+		return nil, errorf("zklock: connect to %s: %w (last connection error: %w)",
 			strings.Join(servers, ","), ctx.Err(), s.gens.lastError())
 	}
 }
