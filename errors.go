@@ -115,3 +115,8 @@ type prefixedError struct {
 
 func (e *prefixedError) Error() string   { return e.msg }
 func (e *prefixedError) Unwrap() []error { return e.errs }
+
+// ErrTooLarge reports a request larger than the server accepts (its
+// jute.maxbuffer; see WithJuteMaxBuffer). It is refused before it is sent:
+// the server would drop the connection.
+var ErrTooLarge = errors.New("zklock: request too large")

@@ -578,3 +578,53 @@ func TestIntegration_FailedWritesDoNotHang(t *testing.T) {
 		})
 	}
 }
+
+// A request longer than the server's jute.maxbuffer is refused before it is
+// sent, naming its size and the limit, for every kind of request that
+// carries data; the largest accepted size is the one the server takes.
+func TestIntegration_RequestsOverTheServersLimit(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	s := connect(t, zc.Servers(), zklock.WithChroot(root))
+	ctx := bounded(t, zktest.Timeout)
+	big := make([]byte, 1100<<10)
+
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"Mutex.Lock", zklock.NewMutex(s, "/lock", zklock.WithData(big)).Lock(ctx)},
+		{"Mutex.TryLock", zklock.NewMutex(s, "/lock", zklock.WithData(big)).TryLock(ctx)},
+		{"Election.Campaign", zklock.NewElection(s, "/election", zklock.WithValue(big)).Campaign(ctx)},
+		{"Session.Create", s.Create(ctx, "/node", big, 0)},
+		{"Session.Set", func() error { _, err := s.Set(ctx, "/node", big, -1); return err }()},
+		{"Session.Multi", func() error {
+			_, err := s.Multi(ctx, &zk.CreateRequest{Path: "/node", Data: big})
+			return err
+		}()},
+	} {
+		assert.ErrorIs(t, tc.err, zklock.ErrTooLarge, tc.name)
+		if tc.err != nil {
+			assert.Contains(t, tc.err.Error(), "1048575 bytes", "%s: the error names the limit", tc.name)
+		}
+	}
+	assert.Empty(t, children(t, zc.Admin(t), root), "nothing was sent")
+
+	// The boundary agrees with the server: the largest create the Session
+	// lets through is accepted.
+	const limit = 0xfffff
+	// header, path, data, ACL count, one ACL (perms, scheme, id), flags
+	overhead := 8 + 4 + len(root+"/edge") + 4 + 4 + (4 + 4 + len("world") + 4 + len("anyone")) + 4
+	edge := make([]byte, limit-overhead+1)
+	assert.ErrorIs(t, s.Create(ctx, "/edge", edge, 0), zklock.ErrTooLarge, "one byte over")
+	// Sent anyway, by a client that does not check, the server drops the
+	// connection.
+	raw, _, err := zk.Connect(zc.Servers(), 10*time.Second, zk.WithLogger(quietLogger{}))
+	require.NoError(t, err)
+	_, err = raw.Create(root+"/edge", edge, 0, zk.WorldACL(zk.PermAll))
+	raw.Close()
+	assert.ErrorIs(t, err, zk.ErrConnectionClosed, "the server refuses one byte over")
+	require.NoError(t, s.Create(ctx, "/edge", edge[1:], 0), "exactly at the limit")
+	require.NoError(t, s.Delete(ctx, "/edge", -1))
+}

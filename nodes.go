@@ -55,6 +55,9 @@ func (s *Session) Create(ctx context.Context, p string, data []byte, flags int32
 	if flags != 0 && flags != zk.FlagEphemeral {
 		return errorf("zklock: create %q: %w: flags %d (want 0 or zk.FlagEphemeral)", p, ErrInvalidOption, flags)
 	}
+	if err := checkSize(createSize(full, data, s.cfg.acl), s.cfg.maxBuf); err != nil {
+		return errorf("zklock: create %q: %w", p, err)
+	}
 	parent := znode.Parent(full)
 	ephemeral := flags == zk.FlagEphemeral
 	_, err = writeOnce(ctx, s.gens, write[none]{
@@ -156,6 +159,9 @@ func (s *Session) Set(ctx context.Context, p string, data []byte, version int32)
 	full, err := s.abs("set", p)
 	if err != nil {
 		return nil, err
+	}
+	if err := checkSize(setSize(full, data), s.cfg.maxBuf); err != nil {
+		return nil, errorf("zklock: set %q: %w", p, err)
 	}
 	st, err := writeOnce(ctx, s.gens, write[*zk.Stat]{
 		sync: full,
@@ -340,6 +346,9 @@ func (s *Session) Multi(ctx context.Context, ops ...any) ([]zk.MultiResponse, er
 			return nil, err
 		}
 		*p = full
+	}
+	if err := checkSize(multiSize(rewritten), s.cfg.maxBuf); err != nil {
+		return nil, errorf("zklock: multi: %w", err)
 	}
 	g, err := s.gens.current(ctx)
 	if err != nil {

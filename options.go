@@ -24,6 +24,7 @@ type sessionConfig struct {
 	acl     []zk.ACL
 	chroot  string
 	dialer  zk.Dialer
+	maxBuf  int // the servers' jute.maxbuffer, in bytes
 	errs    []error
 }
 
@@ -34,6 +35,7 @@ func defaultConfig() sessionConfig {
 		backoff: DefaultBackoff(),
 		acl:     zk.WorldACL(zk.PermAll),
 		dialer:  net.DialTimeout,
+		maxBuf:  defaultJuteMaxBuffer,
 	}
 }
 
@@ -131,6 +133,25 @@ func WithChroot(root string) SessionOption {
 			root = ""
 		}
 		c.chroot = root
+	}
+}
+
+// defaultJuteMaxBuffer is ZooKeeper's default jute.maxbuffer: 0xfffff bytes.
+const defaultJuteMaxBuffer = 0xfffff
+
+// WithJuteMaxBuffer sets the largest request, in bytes, the servers accept:
+// their jute.maxbuffer system property. A server drops the connection on a
+// longer request, which a client cannot tell from a network fault, so the
+// Session refuses longer requests before sending them, with an error
+// wrapping ErrTooLarge; node data must leave room for the path and the
+// request's own fields (about 100 bytes). The default, 0xfffff (1 MiB − 1),
+// is ZooKeeper's default.
+func WithJuteMaxBuffer(bytes int) SessionOption {
+	return func(c *sessionConfig) {
+		if bytes <= 0 {
+			c.invalid("jute.maxbuffer %d must be > 0", bytes)
+		}
+		c.maxBuf = bytes
 	}
 }
 

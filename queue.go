@@ -38,6 +38,7 @@ type queue struct {
 	prefix  func(id string) string  // the name our nodes get before the sequence number
 	queues  func(seqnode.Kind) bool // which children queue with ours
 	acl     []zk.ACL
+	maxBuf  int // the servers' jute.maxbuffer
 	newID   func() string
 	gens    *generations
 	cleaner *cleaner
@@ -45,6 +46,13 @@ type queue struct {
 
 // key returns the path of child name as callers see it, under the chroot.
 func (q *queue) key(name string) string { return znode.Strip(q.chroot, q.dir+"/"+name) }
+
+// checkCreate refuses node data that would make our create longer than the
+// servers accept.
+func (q *queue) checkCreate(data []byte) error {
+	name := q.prefix("00000000-0000-0000-0000-000000000000") + "0000000000"
+	return checkSize(createSize(q.dir+"/"+name, data, q.acl), q.maxBuf)
+}
 
 // queued is a node enqueue created, and, when the create went through at
 // the first try, what the requests pipelined behind it saw.

@@ -54,7 +54,7 @@ func newRecipe(s *Session, path string, k kind) *recipe {
 	}
 	r.q = &queue{
 		dir: full, chroot: s.cfg.chroot, prefix: k.prefix, queues: k.queues,
-		acl: s.cfg.acl, newID: s.newID, gens: s.gens, cleaner: s.cleaner,
+		acl: s.cfg.acl, maxBuf: s.cfg.maxBuf, newID: s.newID, gens: s.gens, cleaner: s.cleaner,
 	}
 	return r
 }
@@ -74,6 +74,9 @@ func defaultIdentity() []byte {
 func (r *recipe) acquire(ctx context.Context, data []byte, wait bool) error {
 	if r.perr != nil {
 		return r.perr
+	}
+	if err := r.q.checkCreate(data); err != nil {
+		return errorf("zklock: %s %s: %w", r.k.op, r.path, err)
 	}
 	r.mu.Lock()
 	prev := r.hold

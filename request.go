@@ -102,3 +102,59 @@ func do[T any](ctx context.Context, gs *generations, op func(*zk.Conn) (T, error
 	})
 	return out, err
 }
+
+// Request sizes, as ZooKeeper's jute encoding lays them out: a server drops
+// the connection on a request longer than its jute.maxbuffer, which a
+// client cannot tell from a network fault, so requests are measured before
+// they are sent.
+const (
+	headerSize = 8 // xid, opcode
+	intSize    = 4
+	multiOp    = 4 + 1 + 4 // a multi's per-operation header: type, done, err
+)
+
+func bufferSize(b []byte) int { return intSize + len(b) }
+func stringSize(s string) int { return intSize + len(s) }
+
+// createSize is the length of a create request.
+func createSize(path string, data []byte, acl []zk.ACL) int {
+	n := headerSize + stringSize(path) + bufferSize(data) + intSize + intSize // ACL count, flags
+	for _, a := range acl {
+		n += intSize + stringSize(a.Scheme) + stringSize(a.ID)
+	}
+	return n
+}
+
+// setSize is the length of a set-data request.
+func setSize(path string, data []byte) int {
+	return headerSize + stringSize(path) + bufferSize(data) + intSize
+}
+
+// multiSize is the length of a multi request of ops (rewritten, ready to
+// send).
+func multiSize(ops []any) int {
+	n := headerSize + multiOp // the closing header
+	for _, op := range ops {
+		n += multiOp
+		switch o := op.(type) {
+		case *zk.CreateRequest:
+			n += createSize(o.Path, o.Data, o.Acl) - headerSize
+		case *zk.SetDataRequest:
+			n += setSize(o.Path, o.Data) - headerSize
+		case *zk.DeleteRequest:
+			n += stringSize(o.Path) + intSize
+		case *zk.CheckVersionRequest:
+			n += stringSize(o.Path) + intSize
+		}
+	}
+	return n
+}
+
+// checkSize refuses a request of size bytes that the server would refuse
+// by dropping the connection (WithJuteMaxBuffer).
+func checkSize(size, limit int) error {
+	if size > limit {
+		return errorf("%w: %d bytes, over the server's jute.maxbuffer of %d bytes", ErrTooLarge, size, limit)
+	}
+	return nil
+}
