@@ -106,9 +106,10 @@
 // at least five server ticks, and a margin that covers the holder's
 // reaction time); when an operator deletes the node, the server may grant
 // it at once. Either way a process can also be paused (by the garbage
-// collector, the scheduler, a debugger) between checking it and writing. So fence every
-// write: send the hold's fencing token (Mutex.Token, the creation zxid of
-// its node, which strictly increases across holders) with each write and
+// collector, the scheduler, a debugger) between checking it and writing.
+// So fence every write: send the hold's fencing token (Mutex.Token, the
+// creation zxid of its node, which strictly increases across holders while
+// the ensemble keeps its data; see ErrZxidRegression) with each write and
 // have the resource reject tokens lower than the highest it has seen; for
 // writes to ZooKeeper itself, put Mutex.Guard in the same Session.Multi.
 //

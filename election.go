@@ -115,7 +115,8 @@ func (e *Election) Context() context.Context { return e.r.context() }
 
 // Token returns the current or latest term's fencing token: the creation
 // zxid of the leader's node. It strictly increases across successive
-// leaders of the path. Zero before the first Campaign.
+// leaders of the path, as long as the ensemble keeps its data (see
+// Mutex.Token and ErrZxidRegression). Zero before the first Campaign.
 func (e *Election) Token() int64 { return e.r.token() }
 
 // Key returns the path of this candidate's node in its current or latest

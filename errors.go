@@ -116,6 +116,16 @@ type prefixedError struct {
 func (e *prefixedError) Error() string   { return e.msg }
 func (e *prefixedError) Unwrap() []error { return e.errs }
 
+// ErrZxidRegression reports that a new ZooKeeper session found the
+// ensemble's zxid below one seen in an earlier ZooKeeper session: the
+// ensemble lost transactions (it was restarted with empty data directories,
+// or restored from an older snapshot). Fencing tokens, which are zxids,
+// start again below earlier ones, so a resource that rejects lower tokens
+// refuses every new holder until an operator intervenes. It reaches
+// subscribers as the Err of a StateConnected change, and is logged as an
+// error.
+var ErrZxidRegression = errors.New("zklock: zxid went backwards")
+
 // ErrTooLarge reports a request larger than the server accepts (its
 // jute.maxbuffer; see WithJuteMaxBuffer). It is refused before it is sent:
 // the server would drop the connection.

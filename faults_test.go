@@ -628,3 +628,38 @@ func TestIntegration_RequestsOverTheServersLimit(t *testing.T) {
 	require.NoError(t, s.Create(ctx, "/edge", edge[1:], 0), "exactly at the limit")
 	require.NoError(t, s.Delete(ctx, "/edge", -1))
 }
+
+// An ensemble that lost its data (here: a server restarted with an empty
+// data directory) is detected when the next ZooKeeper session starts below
+// the zxids seen before, and reported to subscribers: fencing tokens went
+// backwards with it.
+func TestIntegration_ZxidRegressionReported(t *testing.T) {
+	integration(t)
+	zc := zktest.Start(t, 1) // a private server: its data is wiped
+	logs := &recordingHandler{}
+	s := connect(t, zc.Servers(), zklock.WithSessionTimeout(2*time.Second), zklock.WithLogger(slog.New(logs)))
+	sub := s.Subscribe()
+	defer sub.Stop()
+	ctx := bounded(t, zktest.Timeout)
+	m := zklock.NewMutex(s, "/lock")
+	for range 20 { // move the zxid well past what an empty server starts from
+		require.NoError(t, m.Lock(ctx))
+		require.NoError(t, m.Unlock(ctx))
+	}
+	before := m.Token()
+
+	zc.StopServer(t, 0)
+	zc.WipeData(t, 0)
+	zc.StartServer(t, 0)
+	waitState(t, sub, zklock.StateExpired)
+	var warned zklock.StateChange
+	for warned.Err == nil {
+		warned = waitState(t, sub, zklock.StateConnected)
+	}
+	assert.ErrorIs(t, warned.Err, zklock.ErrZxidRegression, "subscribers learn the ensemble lost data")
+	assert.NotEmpty(t, logs.messages(), "and it is logged")
+
+	require.NoError(t, m.Lock(ctx))
+	assert.Less(t, m.Token(), before, "the fencing token went backwards, as reported")
+	require.NoError(t, m.Unlock(ctx))
+}

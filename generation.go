@@ -143,6 +143,7 @@ type generations struct {
 	inbox   *mailbox[inboxEvent]
 	seq     atomic.Uint64
 	lastErr atomic.Pointer[error]
+	highest atomic.Int64 // the largest zxid seen in ZooKeeper sessions that ended
 
 	mu    sync.Mutex // guards cur, ready
 	cur   *generation
@@ -379,6 +380,7 @@ func (gs *generations) probe(g *generation) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	var pending []probe
+	checked := false // the ensemble's zxid was compared with earlier sessions'
 	for {
 		var next <-chan answer
 		if len(pending) > 0 {
@@ -403,12 +405,32 @@ func (gs *generations) probe(g *generation) {
 		case a := <-next:
 			g.lease.Probed(pending[0].sent, a.at, a.err == nil)
 			pending = pending[1:]
+			if !checked && a.err == nil {
+				checked = true
+				gs.checkZxid(g)
+			}
 		case <-g.done:
 			return
 		case <-gs.closing:
 			return
 		}
 	}
+}
+
+// checkZxid compares the zxid of g's ensemble, read off the answer to a
+// sync, with the largest seen in earlier ZooKeeper sessions. Zxids only
+// grow, so a smaller one means the ensemble lost transactions (it restarted
+// with empty data or from an older snapshot), and fencing tokens, which are
+// zxids, went backwards with them.
+func (gs *generations) checkZxid(g *generation) {
+	now, before := g.tap.MaxZxid(), gs.highest.Load()
+	if now == 0 || now >= before {
+		return
+	}
+	err := errorf("%w: the ensemble is at zxid 0x%x, below 0x%x seen before", ErrZxidRegression, now, before)
+	gs.cfg.logger.Error("zklock: the ZooKeeper ensemble lost data; fencing tokens went backwards",
+		"session", fmt.Sprintf("0x%x", g.sessionID), "err", err)
+	gs.states.transition(StateConnected, g.sessionID, g.id, err)
 }
 
 // end closes g's done channel, ends what was held under g (its onEnd
@@ -426,6 +448,9 @@ func (gs *generations) end(g *generation, err error) {
 	g.err = err
 	close(g.done)
 	g.runHooks()
+	if z := g.tap.MaxZxid(); z > gs.highest.Load() {
+		gs.highest.Store(z) // only run writes it
+	}
 	gs.mu.Lock()
 	if gs.cur == g {
 		gs.cur = nil

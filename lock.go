@@ -119,6 +119,14 @@ func (m *Mutex) Context() context.Context { return m.r.context() }
 // 2^31.) Give it to the resource with every write and have the resource
 // reject tokens lower than the highest it has seen. Zero before the first
 // Lock.
+//
+// The limit: zxids only grow while the ensemble keeps its data. An ensemble
+// restarted with empty data directories, or restored from an older
+// snapshot, starts again below earlier zxids, and tokens go backwards with
+// it; a resource that rejects lower tokens then refuses every new holder.
+// The Session detects this when its next ZooKeeper session starts and
+// reports it (ErrZxidRegression); recovering needs the operator, for
+// example by resetting the resource's highest token.
 func (m *Mutex) Token() int64 { return m.r.token() }
 
 // Key returns the path of the current or latest hold's lock node, under the

@@ -55,6 +55,8 @@ type StateChange struct {
 	// Time is when the Session observed the transition.
 	Time time.Time
 	// Err says why a ZooKeeper session ended (StateExpired, StateClosed).
+	// With StateConnected it is a warning about the new ZooKeeper session:
+	// an error wrapping ErrZxidRegression when the ensemble has lost data.
 	Err error
 }
 
@@ -82,11 +84,12 @@ func newStates(logger *slog.Logger) *states {
 
 // transition records a change to st of ZooKeeper session sid, generation
 // gen; gen 0 keeps the last change's ids. Repeating the current state is
-// no change, except for expiry, which each ZooKeeper session reports once.
+// no change, except for expiry, which each ZooKeeper session reports once,
+// and a warning (a connected state with err).
 func (f *states) transition(st State, sid int64, gen uint64, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.last.State == st && st != StateExpired {
+	if f.last.State == st && st != StateExpired && err == nil {
 		return
 	}
 	c := StateChange{State: st, Time: time.Now(), Err: err, SessionID: f.last.SessionID, Generation: f.last.Generation}

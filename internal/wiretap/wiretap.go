@@ -43,6 +43,7 @@ type Tap struct {
 	sessionID   int64
 	requests    uint64 // requests written, pings and connect requests excluded
 	expired     bool   // the server answered a connect request with session id 0
+	maxZxid     int64  // the largest zxid in a reply header
 	traces      map[string]*CreateTrace
 }
 
@@ -153,6 +154,14 @@ func (t *Tap) Expired() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.expired
+}
+
+// MaxZxid returns the largest zxid a reply carried: the server's latest
+// transaction when it answered; zero before any reply.
+func (t *Tap) MaxZxid() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.maxZxid
 }
 
 // Requests returns how many requests were written, pings and connect
@@ -283,7 +292,13 @@ func (c *conn) received(first bool, h []byte) {
 	}
 	var sent time.Time
 	var ok bool
-	switch xid := int32(binary.BigEndian.Uint32(h)); xid {
+	xid := int32(binary.BigEndian.Uint32(h))
+	if zxid := int64(binary.BigEndian.Uint64(h[4:])); xid != xidNotification && zxid > 0 {
+		c.tap.mu.Lock()
+		c.tap.maxZxid = max(c.tap.maxZxid, zxid)
+		c.tap.mu.Unlock()
+	}
+	switch xid {
 	case xidNotification:
 	case xidPing:
 		if len(c.pings) > 0 {

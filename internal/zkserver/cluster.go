@@ -515,3 +515,26 @@ func (r *ring) last(n int) []string {
 	}
 	return out
 }
+
+// WipeData deletes the stopped server i's data (snapshots and transaction
+// logs, not its id), as if its disk were replaced: it starts again with an
+// empty tree and zxids from zero.
+func (c *Cluster) WipeData(i int) error {
+	if err := c.checkIndex(i); err != nil {
+		return err
+	}
+	data := filepath.Join(c.servers[i].dir, "data")
+	entries, err := os.ReadDir(data)
+	if err != nil {
+		return fmt.Errorf("zkserver: %w", err)
+	}
+	for _, e := range entries {
+		if e.Name() == "myid" {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(data, e.Name())); err != nil {
+			return fmt.Errorf("zkserver: %w", err)
+		}
+	}
+	return nil
+}

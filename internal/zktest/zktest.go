@@ -319,6 +319,15 @@ func (c *Cluster) StopServer(t testing.TB, i int) {
 	}
 }
 
+// WipeData deletes stopped server i's data, as if its disk were replaced.
+func (c *Cluster) WipeData(t testing.TB, i int) {
+	t.Helper()
+	c.needLocal(t)
+	if err := c.local.WipeData(i); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // StartServer restarts server i with its data and ports and waits until it
 // serves. It skips the test in external mode.
 func (c *Cluster) StartServer(t testing.TB, i int) {
