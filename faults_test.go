@@ -2,6 +2,7 @@ package zklock_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -662,4 +663,48 @@ func TestIntegration_ZxidRegressionReported(t *testing.T) {
 	require.NoError(t, m.Lock(ctx))
 	assert.Less(t, m.Token(), before, "the fencing token went backwards, as reported")
 	require.NoError(t, m.Unlock(ctx))
+}
+
+// poisonDialer drops the connection whenever a request whose bytes contain
+// poison is written, as a server does with a request it refuses to parse.
+type poisonDialer struct{ poison string }
+
+func (d poisonDialer) dial(network, addr string, timeout time.Duration) (net.Conn, error) {
+	c, err := net.DialTimeout(network, addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return &poisonConn{Conn: c, poison: []byte(d.poison)}, nil
+}
+
+type poisonConn struct {
+	net.Conn
+	poison []byte
+}
+
+func (c *poisonConn) Write(p []byte) (int, error) {
+	if bytes.Contains(p, c.poison) {
+		c.Conn.Close()
+		return 0, errors.New("connection reset by the server")
+	}
+	return c.Conn.Write(p)
+}
+
+// A request that the connection drops under every time is not retried for
+// ever, even with a context that never ends; the Session goes on working.
+func TestIntegration_RequestThatDropsTheConnectionStops(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	s := connect(t, zc.Servers(), zklock.WithChroot(root), zklock.WithDialer(poisonDialer{"poison"}.dial))
+	res := make(chan error, 1)
+	go func() {
+		_, err := s.Children(context.Background(), "/poison")
+		res <- err
+	}()
+	err := await(t, res, "the poisoned request to give up")
+	assert.ErrorIs(t, err, zk.ErrConnectionClosed)
+	assert.Contains(t, err.Error(), "each of 5 attempts")
+	_, err = s.Children(bounded(t, zktest.Timeout), "/")
+	assert.NoError(t, err, "other requests still work")
 }

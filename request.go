@@ -68,6 +68,7 @@ func call[T any](ctx context.Context, g *generation, op func(*zk.Conn) (T, error
 // session.
 func doOn[T any](ctx context.Context, g *generation, op func(*zk.Conn) (T, error)) (T, error) {
 	var out T
+	var d drops
 	err := retry(ctx, g.policy, g.clk, func(ctx context.Context) error {
 		v, err := call(ctx, g, op)
 		if err != nil && g.ended() && ctx.Err() == nil {
@@ -76,7 +77,7 @@ func doOn[T any](ctx context.Context, g *generation, op func(*zk.Conn) (T, error
 		if err == nil {
 			out = v
 		}
-		return err
+		return d.check(err)
 	})
 	return out, err
 }
@@ -86,6 +87,7 @@ func doOn[T any](ctx context.Context, g *generation, op func(*zk.Conn) (T, error
 // current one ends. op must be safe to repeat.
 func do[T any](ctx context.Context, gs *generations, op func(*zk.Conn) (T, error)) (T, error) {
 	var out T
+	var d drops
 	err := retry(ctx, gs.cfg.backoff, gs.clk, func(ctx context.Context) error {
 		g, err := gs.current(ctx)
 		if err != nil {
@@ -98,9 +100,33 @@ func do[T any](ctx context.Context, gs *generations, op func(*zk.Conn) (T, error
 		if err == nil {
 			out = v
 		}
-		return err
+		return d.check(err)
 	})
 	return out, err
+}
+
+// drops counts the attempts of one operation in a row that their
+// connection dropped under. A server answers a request it refuses to parse
+// by dropping the connection, which a client cannot tell from a network
+// fault; retried for ever, such a request would drop the shared connection
+// again and again.
+type drops int
+
+// maxDrops is how many attempts in a row may end in a dropped connection
+// before the operation stops being retried.
+const maxDrops = 5
+
+// check counts err and makes it permanent at the maxDrops-th drop in a row.
+// The end of a ZooKeeper session is not a drop: the operation is void.
+func (d *drops) check(err error) error {
+	if !errors.Is(err, zk.ErrConnectionClosed) || errors.Is(err, errGenerationEnded) {
+		*d = 0
+		return err
+	}
+	if *d++; *d < maxDrops {
+		return err
+	}
+	return permanent(errorf("%w: the connection dropped during each of %d attempts in a row; the server may be refusing the request", err, maxDrops))
 }
 
 // Request sizes, as ZooKeeper's jute encoding lays them out: a server drops
