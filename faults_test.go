@@ -708,3 +708,43 @@ func TestIntegration_RequestThatDropsTheConnectionStops(t *testing.T) {
 	_, err = s.Children(bounded(t, zktest.Timeout), "/")
 	assert.NoError(t, err, "other requests still work")
 }
+
+// Close returns whatever the connection is doing, and leaves no goroutine
+// of go-zookeeper behind (goleak checks the package at the end).
+func TestIntegration_CloseWhateverTheConnectionDoes(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	hung := zktest.HungServer(t)
+	for _, tc := range []struct {
+		name  string
+		fault func(ps *zktest.Proxies)
+	}{
+		{"healthy", func(*zktest.Proxies) {}},
+		{"blackholed", func(ps *zktest.Proxies) { ps.Blackhole() }},
+		{"reconnecting to a hung server", func(ps *zktest.Proxies) { ps.Cut(); ps.Blackhole() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ps := zc.NewProxies(t)
+			s, err := zklock.Connect(bounded(t, zktest.Timeout), []string{ps.Addrs()[0], hung}, zklock.WithChroot(root),
+				zklock.WithSessionTimeout(2*time.Second))
+			require.NoError(t, err)
+			m := zklock.NewMutex(s, "/lock")
+			require.NoError(t, m.Lock(bounded(t, zktest.Timeout)))
+			tc.fault(ps)
+			start := time.Now()
+			closed := make(chan struct{})
+			go func() {
+				s.Close()
+				close(closed)
+			}()
+			await(t, closed, "Close")
+			t.Logf("Close took %v", time.Since(start))
+			assert.True(t, isClosed(m.Done()))
+			ps.Heal()
+			// A close request that could not reach the server leaves the
+			// node to the server's expiry of the session.
+			waitChildren(t, zc.Admin(t), root+"/lock", 0)
+		})
+	}
+}

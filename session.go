@@ -83,9 +83,18 @@ func (o *owner) join() { o.wg.Wait() }
 // and returns once the session is usable. ctx bounds only the connect; the
 // Session then lives until Close.
 //
+// Servers are tried in a random order; each name is resolved when it is
+// dialled, so a name that does not resolve costs one failed attempt, not
+// the connect. A server that accepts a connection but does not answer is
+// given T/(2n) to answer, with T the requested session timeout and n the
+// number of servers (Java's client allows T/n; half of it keeps a round
+// through unanswering servers inside the time a hold survives a lost
+// connection).
+//
 // If no server answers before ctx ends, Connect returns an error that
-// matches ctx.Err() and carries the last connection error. Invalid servers
-// or options return an error wrapping ErrInvalidOption.
+// matches ctx.Err() and carries the last connection error; it returns at
+// most Close's bound after ctx ends. Invalid servers or options return an
+// error wrapping ErrInvalidOption.
 func Connect(ctx context.Context, servers []string, opts ...SessionOption) (*Session, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
@@ -122,10 +131,17 @@ func Connect(ctx context.Context, servers []string, opts ...SessionOption) (*Ses
 	}
 }
 
-// Close ends the Session: it closes the ZooKeeper session, so its ephemeral
-// nodes vanish at once, ends every hold, and returns after every goroutine
-// the Session started has exited. Close is idempotent and always returns
-// nil.
+// Close ends the Session: it ends every hold made under it (Done closed,
+// Err set), then asks the server to close the ZooKeeper session, so its
+// ephemeral nodes vanish at once, and returns after every goroutine the
+// Session started, go-zookeeper's included, has exited. Close is
+// idempotent and always returns nil.
+//
+// Close is bounded whatever the servers and the network do: it waits at
+// most about a second for the server to answer the close request (up to
+// three when the connection is down), then closes every connection of the
+// Session, which ends whatever go-zookeeper is waiting on; a dial in
+// progress takes at most its own timeout of a second.
 func (s *Session) Close() error {
 	s.own.refuse()
 	s.closeOnce.Do(func() {
