@@ -748,3 +748,30 @@ func TestIntegration_CloseWhateverTheConnectionDoes(t *testing.T) {
 		})
 	}
 }
+
+// A server name that does not resolve is one failed dial, not a failed
+// Connect, and not a failed reopening after expiry.
+func TestIntegration_UnresolvableServerName(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	ps := zc.NewProxies(t)
+	servers := []string{"zk-gone.invalid:2181", ps.Addrs()[0], "also-gone.invalid:2181"}
+	for i := range 3 { // the order is random: let the bad names come first
+		s, err := zklock.Connect(bounded(t, zktest.Timeout), servers, zklock.WithChroot(root))
+		require.NoError(t, err, "attempt %d", i)
+		require.NoError(t, s.Close())
+	}
+	s := connect(t, servers, zklock.WithChroot(root), zklock.WithSessionTimeout(2*time.Second))
+	sub := s.Subscribe()
+	defer sub.Stop()
+	waitState(t, sub, zklock.StateConnected)
+	old := s.SessionID()
+	expire(t, ps, sub)
+	waitState(t, sub, zklock.StateConnected)
+	assert.NotEqual(t, old, s.SessionID(), "a new ZooKeeper session was opened with the same list")
+	m := zklock.NewMutex(s, "/lock")
+	ctx := bounded(t, zktest.Timeout)
+	require.NoError(t, m.Lock(ctx))
+	require.NoError(t, m.Unlock(ctx))
+}
