@@ -50,8 +50,12 @@ func WithData(data []byte) MutexOption {
 // Session's chroot). It does no I/O; an invalid path is reported by Lock and
 // TryLock.
 func NewMutex(s *Session, path string, opts ...MutexOption) *Mutex {
+	return newMutex(s, path, mutexKind, opts)
+}
+
+func newMutex(s *Session, path string, k kind, opts []MutexOption) *Mutex {
 	m := &Mutex{
-		r:    newRecipe(s, path, mutexKind),
+		r:    newRecipe(s, path, k),
 		data: defaultIdentity(),
 	}
 	for _, o := range opts {

@@ -36,14 +36,15 @@ type recipe struct {
 	path string // as given
 	perr error  // the path is invalid
 
-	mu   sync.Mutex   // guards busy, hold, lone
-	busy bool         // an acquisition is running
-	hold *hold        // the current or latest hold; nil before the first
-	lone seqnode.Lone // numbering seen while the queue had no one else
+	mu      *sync.Mutex  // guards busy, hold, lone, here and in sibling
+	sibling *recipe      // the other side of a read-write lock, if any
+	busy    bool         // an acquisition is running
+	hold    *hold        // the current or latest hold; nil before the first
+	lone    seqnode.Lone // numbering seen while the queue had no one else
 }
 
 func newRecipe(s *Session, path string, k kind) *recipe {
-	r := &recipe{k: k, gens: s.gens, path: path}
+	r := &recipe{k: k, gens: s.gens, path: path, mu: new(sync.Mutex)}
 	full := znode.Join(s.cfg.chroot, path)
 	if err := znode.Validate(path); err != nil {
 		r.perr = errorf("zklock: %s: %w: %w", k.op, ErrInvalidPath, err)
@@ -80,9 +81,15 @@ func (r *recipe) acquire(ctx context.Context, data []byte, wait bool) error {
 	}
 	r.mu.Lock()
 	prev := r.hold
-	if r.busy || (prev != nil && prev.cause() == nil) {
+	if r.activeLocked() {
 		r.mu.Unlock()
 		return ErrBusy
+	}
+	if r.sibling != nil && r.sibling.activeLocked() {
+		r.mu.Unlock()
+		// Our node would queue behind the sibling's, which waits for ours
+		// or is never released while we wait.
+		return errorf("zklock: %s %s: %w: the %s is held or being taken by the same RWMutex", r.k.op, r.path, ErrBusy, r.sibling.k.op)
 	}
 	r.busy = true
 	seq, ok := r.lone.Next()
@@ -326,6 +333,19 @@ func (r *recipe) release(ctx context.Context) error {
 		return errorf("zklock: delete %s: %w", h.key, err)
 	}
 	return nil
+}
+
+// pair makes r and s the two sides of a read-write lock: neither acquires
+// while the other holds or acquires.
+func pair(r, s *recipe) {
+	s.mu = r.mu
+	r.sibling, s.sibling = s, r
+}
+
+// activeLocked reports whether the recipe holds its place or is acquiring
+// one; r.mu is held.
+func (r *recipe) activeLocked() bool {
+	return r.busy || (r.hold != nil && r.hold.cause() == nil)
 }
 
 func (r *recipe) current() *hold {

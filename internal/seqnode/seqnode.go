@@ -59,6 +59,16 @@ type Node struct {
 // with protected id: "_c_<id>-lock-". ZooKeeper appends the sequence number.
 func LockPrefix(id string) string { return protectedPrefix + id + "-" + lockMarker }
 
+// ReadPrefix returns the name prefix of a read-lock contender with
+// protected id: "_c_<id>-__READ__", as Curator's InterProcessReadWriteLock
+// names its read nodes.
+func ReadPrefix(id string) string { return protectedPrefix + id + "-__READ__" }
+
+// WritePrefix returns the name prefix of a write-lock contender with
+// protected id: "_c_<id>-__WRIT__", as Curator's InterProcessReadWriteLock
+// names its write nodes.
+func WritePrefix(id string) string { return protectedPrefix + id + "-__WRIT__" }
+
 // LatchPrefix returns the name prefix of an election candidate:
 // "_c_<id>-latch-", as Curator's LeaderLatch names its nodes.
 func LatchPrefix(id string) string { return protectedPrefix + id + "-" + latchMarker }

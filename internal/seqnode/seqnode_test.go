@@ -127,6 +127,20 @@ func TestNames(t *testing.T) {
 	n, ok := Parse(LockPrefix(uuid) + "0000000042")
 	require.True(t, ok)
 	assert.Equal(t, int32(42), n.Seq)
+	for _, tc := range []struct {
+		prefix func(string) string
+		want   string
+		kind   Kind
+	}{
+		{ReadPrefix, "_c_" + uuid + "-__READ__", Shared},
+		{WritePrefix, "_c_" + uuid + "-__WRIT__", Exclusive},
+	} {
+		assert.Equal(t, tc.want, tc.prefix(uuid))
+		n, ok := Parse(tc.prefix(uuid) + "0000000007")
+		require.True(t, ok)
+		assert.Equal(t, tc.kind, n.Kind)
+		assert.True(t, HasID(n.Name, uuid))
+	}
 }
 
 func FuzzParse(f *testing.F) {
