@@ -130,3 +130,10 @@ var ErrZxidRegression = errors.New("zklock: zxid went backwards")
 // jute.maxbuffer; see WithJuteMaxBuffer). It is refused before it is sent:
 // the server would drop the connection.
 var ErrTooLarge = errors.New("zklock: request too large")
+
+// ErrLeaseLost is the cause of a Semaphore lease that ended without
+// Release. Like ErrLockLost it is wrapped together with the reason.
+var ErrLeaseLost = errors.New("zklock: lease lost")
+
+// ErrNotHeld is returned by Lease.Release when the lease is no longer held.
+var ErrNotHeld = errors.New("zklock: lease not held")

@@ -31,7 +31,7 @@ type Mutex struct {
 var mutexKind = kind{
 	op:     "lock",
 	prefix: seqnode.LockPrefix,
-	queues: func(k seqnode.Kind) bool { return k != seqnode.Latch },
+	queues: func(k seqnode.Kind) bool { return k == seqnode.Exclusive || k == seqnode.Shared },
 	lost:   ErrLockLost,
 	free:   ErrNotLocked,
 }

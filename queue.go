@@ -409,6 +409,23 @@ func (q *queue) watchAhead(ctx context.Context, g *generation, ahead, name strin
 	return w.ev, nil
 }
 
+// watchChildren lists the contenders and sets a watch that fires when
+// the children change. A directory that is gone is an empty listing.
+func (q *queue) watchChildren(ctx context.Context, g *generation) ([]string, <-chan zk.Event, error) {
+	type watched struct {
+		kids  []string
+		watch <-chan zk.Event
+	}
+	w, err := doOn(ctx, g, func(c *zk.Conn) (watched, error) {
+		kids, _, w, err := c.ChildrenW(q.dir)
+		if errors.Is(err, zk.ErrNoNode) {
+			return watched{}, nil
+		}
+		return watched{kids, w}, err
+	})
+	return w.kids, w.watch, err
+}
+
 // exists reports whether our node still exists. A read after a notification
 // sees the state after the change notified, so it shows whether our node
 // survived that change.

@@ -23,6 +23,10 @@ type kind struct {
 	queues func(seqnode.Kind) bool // which children queue with us
 	lost   error                   // the cause of a hold lost: ErrLockLost, ErrLeadershipLost
 	free   error                   // no hold: ErrNotLocked, ErrNotLeader
+	// limit, when > 0, lets the first limit contenders hold at once (a
+	// semaphore's leases); 0 is a lock's queue, where a contender holds
+	// when no node ahead blocks it.
+	limit int
 }
 
 // recipe is one contender of a queue: it acquires a place at the front
@@ -190,6 +194,9 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 		alone := behindCreate && len(kids) == 1
 		kids = nil
 		index, pred, first, found := seqnode.Position(nodes, name)
+		if r.k.limit > 0 {
+			first = index < r.k.limit
+		}
 		if !found || (self != nil && !self.ok) { // deleted under us while waiting: queue again
 			if err := requeue(); err != nil {
 				return nil, nil, err
@@ -217,6 +224,27 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 			return nil, nil, ErrLocked
 		}
 		nodes = nil
+		if r.k.limit > 0 {
+			// Any node ahead leaving moves us up, so the children are
+			// watched; a semaphore lets only the holder of its internal
+			// lock wait here, so a change wakes one waiter.
+			listing, ev, err := r.q.watchChildren(ctx, g)
+			if err != nil {
+				return nil, nil, err
+			}
+			if index, found := seqnode.Index(seqnode.Contenders(listing, r.k.queues), name); !found || index < r.k.limit {
+				kids = listing // changed since the last look: decide on it
+				continue
+			}
+			select {
+			case <-ev:
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			case <-g.done:
+				return nil, nil, g.err
+			}
+			continue
+		}
 		// The node just ahead is the only one we watch, so a deletion
 		// wakes one waiter.
 		ev, err := r.q.watchAhead(ctx, g, pred.Name, name, &self)

@@ -23,6 +23,9 @@ const (
 	// Latch is an election candidate: zklock and Curator LeaderLatch
 	// ("latch-").
 	Latch
+	// Lease is a semaphore lease: zklock and Curator
+	// InterProcessSemaphoreV2 ("lease-").
+	Lease
 )
 
 // Protected-name parts, as in Curator's protected mode: a create whose reply
@@ -32,6 +35,7 @@ const (
 	idLen           = 36 // a textual UUID
 	lockMarker      = "lock-"
 	latchMarker     = "latch-"
+	leaseMarker     = "lease-"
 )
 
 // markers in match order: longer markers first so "__rlock__" is not read
@@ -45,6 +49,7 @@ var markers = []struct {
 	{"__READ__", Shared},
 	{"__WRIT__", Exclusive},
 	{latchMarker, Latch},
+	{leaseMarker, Lease},
 	{lockMarker, Exclusive},
 }
 
@@ -68,6 +73,10 @@ func ReadPrefix(id string) string { return protectedPrefix + id + "-__READ__" }
 // protected id: "_c_<id>-__WRIT__", as Curator's InterProcessReadWriteLock
 // names its write nodes.
 func WritePrefix(id string) string { return protectedPrefix + id + "-__WRIT__" }
+
+// LeasePrefix returns the name prefix of a semaphore lease:
+// "_c_<id>-lease-", as Curator's InterProcessSemaphoreV2 names its leases.
+func LeasePrefix(id string) string { return protectedPrefix + id + "-" + leaseMarker }
 
 // LatchPrefix returns the name prefix of an election candidate:
 // "_c_<id>-latch-", as Curator's LeaderLatch names its nodes.
@@ -147,6 +156,12 @@ func Contenders(children []string, keep func(Kind) bool) []Node {
 	}
 	Sort(out)
 	return out
+}
+
+// Index returns self's index in sorted contenders, and whether it is there.
+func Index(contenders []Node, self string) (int, bool) {
+	i := slices.IndexFunc(contenders, func(n Node) bool { return n.Name == self })
+	return i, i >= 0
 }
 
 // Position finds self in sorted contenders. It returns self's index and the

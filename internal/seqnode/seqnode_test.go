@@ -134,6 +134,7 @@ func TestNames(t *testing.T) {
 	}{
 		{ReadPrefix, "_c_" + uuid + "-__READ__", Shared},
 		{WritePrefix, "_c_" + uuid + "-__WRIT__", Exclusive},
+		{LeasePrefix, "_c_" + uuid + "-lease-", Lease},
 	} {
 		assert.Equal(t, tc.want, tc.prefix(uuid))
 		n, ok := Parse(tc.prefix(uuid) + "0000000007")
