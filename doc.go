@@ -5,8 +5,9 @@
 //
 // A Session is a managed ZooKeeper session: Connect establishes it, it
 // reconnects after a lost connection, and when ZooKeeper expires it, it opens
-// a new one with backoff, so values built on it keep working. Recipes (Mutex,
-// Election) are built from a Session and share its connection.
+// a new one with backoff, so values built on it keep working. Recipes are
+// built from a Session and share its connection: Mutex, RWMutex, Semaphore,
+// MultiLock and Election.
 //
 // A Session is in one of four states, delivered in order to every
 // Subscription:
@@ -78,6 +79,18 @@
 // Use Lock to wait for your turn, and TryLock to do the work only if no one
 // else holds or waits for the lock (say, a periodic job that several
 // instances start and one should run).
+//
+// # More locks
+//
+// An RWMutex is a read-write lock on the same queue: readers share it,
+// writers exclude everyone, and a reader queued behind a waiting writer
+// waits for it. Its node names are Curator's InterProcessReadWriteLock's
+// ("_c_<UUID>-__READ__<sequence>", "-__WRIT__"); a Mutex on the same path
+// is a writer. A Semaphore hands out at most n leases, in Curator's
+// InterProcessSemaphoreV2 layout ("<path>/locks", "<path>/leases"). A
+// MultiLock takes several Mutexes, all or none, in one canonical order, so
+// overlapping MultiLocks never deadlock. Every hold of every recipe has the
+// Mutex's loss signal, fencing token and Guard.
 //
 // # Election
 //
