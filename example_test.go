@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"path"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -256,4 +257,110 @@ func ExampleSession_Subscribe() {
 	// connected
 	// closed
 	// zklock: session closed
+}
+
+func ExampleRWMutex() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, err := zklock.Connect(ctx, servers)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer a.Close()
+	b, err := zklock.Connect(ctx, servers)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+
+	// Two readers share the lock; a writer would wait for both.
+	r1 := zklock.NewRWMutex(a, "/examples/catalog")
+	r2 := zklock.NewRWMutex(b, "/examples/catalog")
+	if err := r1.RLock(ctx); err != nil {
+		log.Fatal(err)
+	}
+	if err := r2.RLock(ctx); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("two readers:", r1.Reader().Err() == nil && r2.Reader().Err() == nil)
+	// An RWMutex does not upgrade its own read lock: that would wait for ever.
+	fmt.Println("upgrade refused:", errors.Is(r1.Lock(ctx), zklock.ErrBusy))
+	fmt.Println("another writer:", errors.Is(zklock.NewRWMutex(a, "/examples/catalog").TryLock(ctx), zklock.ErrLocked))
+
+	for _, rw := range []*zklock.RWMutex{r1, r2} {
+		if err := rw.RUnlock(ctx); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := r1.Lock(ctx); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("writer alone:", r1.Writer().Err() == nil)
+	if err := r1.Unlock(ctx); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// two readers: true
+	// upgrade refused: true
+	// another writer: true
+	// writer alone: true
+}
+
+func ExampleSemaphore() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := zklock.Connect(ctx, servers)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+
+	// At most two workers at once, across every process using the path.
+	sem := zklock.NewSemaphore(s, "/examples/workers", 2)
+	var leases []*zklock.Lease
+	for range 2 {
+		l, err := sem.Acquire(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		leases = append(leases, l)
+	}
+	_, err = sem.TryAcquire(ctx)
+	fmt.Println("a third lease:", errors.Is(err, zklock.ErrLocked))
+
+	for _, l := range leases {
+		// Work under l.Context(), which ends if the lease is lost.
+		if err := l.Release(ctx); err != nil {
+			log.Fatal(err)
+		}
+	}
+	// Output:
+	// a third lease: true
+}
+
+func ExampleMultiLock() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := zklock.Connect(ctx, servers)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+
+	// A transfer between two accounts holds both accounts' locks, or none.
+	// Any order of paths is taken in one canonical order, so transfers in
+	// opposite directions never deadlock.
+	l := zklock.NewMultiLock(s, []string{"/examples/accounts/bob", "/examples/accounts/alice"})
+	if err := l.Lock(ctx); err != nil {
+		log.Fatal(err)
+	}
+	for _, m := range l.Mutexes() {
+		fmt.Println("holding", path.Dir(m.Key()), "token > 0:", m.Token() > 0)
+	}
+	if err := l.Unlock(ctx); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// holding /examples/accounts/alice token > 0: true
+	// holding /examples/accounts/bob token > 0: true
 }
