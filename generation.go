@@ -172,7 +172,7 @@ func (gs *generations) open() (*generation, error) {
 	}
 	conn, events, err := zk.Connect(gs.servers, gs.cfg.timeout,
 		zk.WithDialer(dial), zk.WithEventCallback(onEvent),
-		zk.WithLogger(zkLogger{gs}), zk.WithLogInfo(false))
+		zk.WithLogger(g.tap.Logger(zkLogger{gs})), zk.WithLogInfo(false))
 	if err != nil {
 		return nil, fmt.Errorf("zklock: %w", err)
 	}
