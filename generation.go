@@ -246,7 +246,7 @@ func (gs *generations) open() (*generation, error) {
 	}
 	conn, events, err := zk.Connect(gs.servers, gs.cfg.timeout,
 		zk.WithDialer(dial), zk.WithHostProvider(&connguard.Hosts{}), zk.WithEventCallback(onEvent),
-		zk.WithLogger(zkLogger{gs}), zk.WithLogInfo(false))
+		zk.WithLogger(g.tap.Logger(zkLogger{gs})), zk.WithLogInfo(false))
 	if err != nil {
 		return nil, errorf("zklock: %w", err)
 	}

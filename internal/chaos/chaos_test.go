@@ -19,7 +19,6 @@ const (
 	envSeed     = "ZKLOCK_CHAOS_SEED"     // seeds to run instead of the default two
 	envDuration = "ZKLOCK_CHAOS_DURATION" // fault phase per seed
 	envHistory  = "ZKLOCK_CHAOS_HISTORY"  // directory to write each run's full History to
-	envRace     = "ZKLOCK_CHAOS_RACE"     // run under the race detector too
 )
 
 const (
@@ -37,7 +36,6 @@ func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos test: needs ZooKeeper and about a minute")
 	}
-	skipUnderRace(t)
 	seeds, err := seedsFromEnv()
 	if err != nil {
 		t.Fatal(err)
@@ -56,19 +54,6 @@ func TestChaos(t *testing.T) {
 			t.Logf("seed %d (rerun with %s=%d)", seed, envSeed, seed)
 			runChaos(t, seed, dur)
 		})
-	}
-}
-
-// skipUnderRace skips a chaos run under the race detector unless
-// ZKLOCK_CHAOS_RACE is set.
-func skipUnderRace(t *testing.T) {
-	t.Helper()
-	if raceEnabled && os.Getenv(envRace) == "" {
-		// go-zookeeper v1.0.4 races on lastZxid when it resumes a session
-		// with watches (go-zookeeper/zk#35), which chaos runs provoke all
-		// the time; the gated dialer narrows but does not close it. CI runs
-		// them without -race.
-		t.Skipf("chaos runs without -race (go-zookeeper/zk#35); set %s=1 to run it anyway", envRace)
 	}
 }
 

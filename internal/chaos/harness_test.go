@@ -167,8 +167,7 @@ func (r *rig) connectAll(seed uint64) time.Duration {
 	connect := func(servers []string) *zklock.Session {
 		ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
 		defer cancel()
-		s, err := zklock.Connect(ctx, servers, zklock.WithChroot(r.root), zklock.WithSessionTimeout(sessionTimeout),
-			zklock.WithDialer(newGatedDialer()))
+		s, err := zklock.Connect(ctx, servers, zklock.WithChroot(r.root), zklock.WithSessionTimeout(sessionTimeout))
 		if err != nil {
 			r.t.Fatalf("connect: %v", err)
 		}

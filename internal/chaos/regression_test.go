@@ -35,7 +35,6 @@ func TestChaosRegressions(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos test: needs ZooKeeper")
 	}
-	skipUnderRace(t)
 	for _, rs := range regressionSeeds {
 		t.Run(fmt.Sprintf("seed=%d", rs.seed), func(t *testing.T) {
 			if rs.long && os.Getenv(envDuration) == "" {
@@ -70,7 +69,7 @@ func TestChaosLeaderStall(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
 		defer cancel()
 		s, err := zklock.Connect(ctx, []string{ps.Proxy(server).Addr()},
-			zklock.WithChroot(r.root), zklock.WithSessionTimeout(sessionTimeout), zklock.WithDialer(newGatedDialer()))
+			zklock.WithChroot(r.root), zklock.WithSessionTimeout(sessionTimeout))
 		if err != nil {
 			t.Fatal(err)
 		}

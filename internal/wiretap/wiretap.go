@@ -6,11 +6,16 @@
 // so earlier than the negotiated timeout after it last heard from the client,
 // and it heard from the client no earlier than the send time of a request it
 // answered.
+//
+// It also holds back replies on a connection that resumes a session with
+// watches until go-zookeeper has written its setWatches request, which keeps
+// go-zookeeper v1.0.4 free of a data race (see gate.go).
 package wiretap
 
 import (
 	"cmp"
 	"encoding/binary"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -26,9 +31,12 @@ const (
 	xidPing         = -2
 	headerBytes     = 16
 	opCreate        = 1
-	// maxCapture covers a create request's header and path: the request
-	// header, then the path as a length and bytes.
-	maxCapture = 8 + 4 + 512
+	// maxPath is the longest path the tap follows.
+	maxPath = 4096
+	// maxCapture covers what the tap reads of a frame: a request's header
+	// and path (a length and bytes) and the watch flag after the path of a
+	// read request; a watch event's header, type, state and path.
+	maxCapture = headerBytes + 4 + 4 + 4 + maxPath
 )
 
 // Tap accumulates what it reads off every connection of one ZooKeeper
@@ -45,6 +53,7 @@ type Tap struct {
 	expired     bool   // the server answered a connect request with session id 0
 	maxZxid     int64  // the largest zxid in a reply header
 	traces      map[string]*CreateTrace
+	gate        gate
 }
 
 // CreateTrace follows one create request through the connection. go-zookeeper
@@ -109,13 +118,15 @@ func New(now func() time.Time) *Tap {
 	if now == nil {
 		now = time.Now
 	}
-	return &Tap{now: now}
+	return &Tap{now: now, gate: newGate()}
 }
 
-// Wrap returns c instrumented for t. Wrap every connection of the session.
+// Wrap returns c instrumented for t. Wrap every connection of the
+// go-zookeeper connection, and no other: the tap follows its watches.
 func (t *Tap) Wrap(c net.Conn) net.Conn {
 	return &conn{Conn: c, tap: t, pending: make(map[int32]time.Time), creates: make(map[int32]*CreateTrace),
-		wr: Frames{Max: maxCapture}}
+		watchReqs: make(map[int32]watchReq), setWatches: make(map[int32]bool), done: make(chan struct{}),
+		wr: Frames{Max: maxCapture}, rd: Frames{Max: maxCapture}}
 }
 
 // ConnectSent returns the send time of the connect request whose response
@@ -204,24 +215,44 @@ type conn struct {
 	wmu sync.Mutex // serialises writers' parsing
 	wr  Frames
 
-	rmu sync.Mutex // serialises readers' parsing
-	rd  Frames
+	// The reading side: go-zookeeper reads the connect response, then its
+	// receive loop reads; rmu serialises them.
+	rmu  sync.Mutex
+	rd   Frames
+	peek []byte    // read from the server, not yet handed to go-zookeeper
+	rf   readFrame // the frame being handed to go-zookeeper
 
-	mu          sync.Mutex // guards pending, pings, connectSent, creates
+	mu          sync.Mutex // guards pending, pings, connectSent, creates, watchReqs, session
 	pending     map[int32]time.Time
 	pings       []time.Time // pings share one xid; the server answers them in order
 	connectSent time.Time
 	creates     map[int32]*CreateTrace // traced creates awaiting their reply
+	watchReqs   map[int32]watchReq     // read requests that set a watch, awaiting their reply
+	session     int64                  // the connect request's session id: 0 asks for a new session
+
+	// Guarded by tap.mu.
+	held       bool           // replies wait for go-zookeeper's setWatches request (gate.go)
+	setWatches map[int32]bool // written setWatches requests awaiting their reply: counted as failed
+	dead       bool           // no more replies will be handed to go-zookeeper
+	deadline   time.Time      // the read deadline go-zookeeper set
+
+	done      chan struct{} // closed by Close
+	closeOnce sync.Once
 }
 
 func (c *conn) Write(p []byte) (int, error) {
 	// Timestamp before the bytes leave: the server hears from us no earlier.
 	sent := c.tap.now()
 	var traced []*CreateTrace
+	var setWatches []int32
 	c.wmu.Lock()
 	c.wr.Feed(p, func(first bool, h []byte) {
-		if tr := c.sent(sent, first, h); tr != nil {
+		tr, sw := c.sent(sent, first, h)
+		if tr != nil {
 			traced = append(traced, tr)
+		}
+		if sw {
+			setWatches = append(setWatches, int32(binary.BigEndian.Uint32(h)))
 		}
 	})
 	c.wmu.Unlock()
@@ -230,57 +261,153 @@ func (c *conn) Write(p []byte) (int, error) {
 		for _, tr := range traced {
 			close(tr.sent)
 		}
+	} else if len(setWatches) > 0 {
+		c.setWatchesFailed(setWatches)
 	}
 	return n, err
 }
 
 func (c *conn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	// Never read past the connect response, nor past a frame while
+	// replies are held: what follows may have to wait.
+	held := c.rd.count > 0 && c.isHeld()
+	if held && len(c.peek) == 0 && c.rd.atBoundary() {
+		if err := c.peekHeader(); err != nil {
+			c.readEnded()
+			return 0, err
+		}
+	}
+	var n int
+	var err error
+	if len(c.peek) > 0 {
+		n = copy(p, c.peek)
+		c.peek = c.peek[n:]
+	} else {
+		if held || c.rd.count == 0 {
+			p = p[:min(len(p), c.rd.left())]
+		}
+		n, err = c.Conn.Read(p)
+	}
 	if n > 0 {
-		c.rmu.Lock()
-		c.rd.Feed(p[:n], c.received)
-		c.rmu.Unlock()
+		c.rd.FeedFrames(p[:n], c.received, c.frameEnd)
+	}
+	if err != nil {
+		c.readEnded()
 	}
 	return n, err
 }
 
-// sent records a request; it returns the trace of a traced create.
-func (c *conn) sent(at time.Time, first bool, h []byte) *CreateTrace {
+// peekHeader reads the next reply's length and header into c.peek, and
+// waits while the gate holds such a reply.
+func (c *conn) peekHeader() error {
+	var b [4 + headerBytes]byte
+	if _, err := io.ReadFull(c.Conn, b[:]); err != nil {
+		return err
+	}
+	c.peek = b[:]
+	size := int32(binary.BigEndian.Uint32(b[:4]))
+	xid := int32(binary.BigEndian.Uint32(b[4:]))
+	zxid := int64(binary.BigEndian.Uint64(b[8:]))
+	if size >= headerBytes && holds(xid, zxid) {
+		return c.waitOpen()
+	}
+	return nil
+}
+
+// SetReadDeadline also bounds how long the gate holds replies.
+func (c *conn) SetReadDeadline(t time.Time) error {
+	c.setDeadline(t)
+	return c.Conn.SetReadDeadline(t)
+}
+
+// SetDeadline also bounds how long the gate holds replies.
+func (c *conn) SetDeadline(t time.Time) error {
+	c.setDeadline(t)
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *conn) Close() error {
+	c.closeOnce.Do(func() {
+		c.readEnded()
+		close(c.done)
+	})
+	return c.Conn.Close()
+}
+
+// sent records a request; it returns the trace of a traced create, and
+// whether it is a setWatches request.
+func (c *conn) sent(at time.Time, first bool, h []byte) (*CreateTrace, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if first {
 		c.connectSent = at
-		return nil
+		if len(h) >= connectSessionOffset+8 {
+			c.session = int64(binary.BigEndian.Uint64(h[connectSessionOffset:]))
+		}
+		return nil, false
 	}
 	if len(h) < 8 {
-		return nil
+		return nil, false
 	}
 	xid := int32(binary.BigEndian.Uint32(h))
 	if xid == xidPing {
 		c.pings = append(c.pings, at)
-		return nil
+		return nil, false
 	}
 	c.pending[xid] = at
 	c.tap.mu.Lock()
 	c.tap.requests++
 	c.tap.mu.Unlock()
-	if int32(binary.BigEndian.Uint32(h[4:])) != opCreate || len(h) < 12 {
-		return nil
+	switch op := int32(binary.BigEndian.Uint32(h[4:])); op {
+	case opSetWatches:
+		c.setWatchesWritten(xid)
+		return nil, true
+	case opExists, opGetData, opGetChildren, opGetChildren2:
+		c.readRequest(xid, op, h[8:])
+		return nil, false
+	case opCreate:
+	default:
+		return nil, false
 	}
-	n := int(int32(binary.BigEndian.Uint32(h[8:])))
-	if n < 0 || 12+n > len(h) {
-		return nil
+	path, ok := juteString(h[8:])
+	if !ok {
+		return nil, false
 	}
-	tr := c.tap.trace(string(h[12 : 12+n]))
+	tr := c.tap.trace(path)
 	if tr != nil {
 		c.creates[xid] = tr
 	}
-	return tr
+	return tr, false
+}
+
+// juteString decodes a length-prefixed string at the start of b.
+func juteString(b []byte) (string, bool) {
+	if len(b) < 4 {
+		return "", false
+	}
+	n := int(int32(binary.BigEndian.Uint32(b)))
+	if n < 0 || 4+n > len(b) {
+		return "", false
+	}
+	return string(b[4 : 4+n]), true
 }
 
 func (c *conn) received(first bool, h []byte) {
 	if len(h) < headerBytes {
+		c.rf = readFrame{}
 		return
+	}
+	c.rf = readFrame{first: first, ok: true}
+	if first {
+		c.rf.session = int64(binary.BigEndian.Uint64(h[8:]))
+	} else {
+		c.rf.xid = int32(binary.BigEndian.Uint32(h))
+		c.rf.errCode = int32(binary.BigEndian.Uint32(h[12:]))
+		if c.rf.xid == xidNotification {
+			c.rf.event = watchEventOf(h[headerBytes:])
+		}
 	}
 	c.mu.Lock()
 	if first {
@@ -326,7 +453,7 @@ func (c *conn) received(first bool, h []byte) {
 // payload (fewer if the frame is shorter) to a callback, without buffering
 // payloads. The zero value captures 16 bytes, a reply header.
 type Frames struct {
-	Max   int // payload bytes to capture, at most 524; 16 when 0
+	Max   int // payload bytes to capture, at most 4124; 16 when 0
 	buf   [4 + maxCapture]byte
 	n     int // bytes collected in buf
 	want  int // payload header bytes wanted
@@ -339,11 +466,20 @@ type Frames struct {
 // stream's first frame (the connect request or response, which has no
 // request or reply header).
 func (f *Frames) Feed(p []byte, fn func(first bool, header []byte)) {
+	f.FeedFrames(p, fn, nil)
+}
+
+// FeedFrames is Feed, and calls end (when not nil) once each frame's last
+// byte has been parsed.
+func (f *Frames) FeedFrames(p []byte, fn func(first bool, header []byte), end func()) {
 	for len(p) > 0 {
 		if f.skip > 0 {
 			k := min(f.skip, len(p))
 			f.skip -= k
 			p = p[k:]
+			if f.skip == 0 && end != nil {
+				end()
+			}
 			continue
 		}
 		if f.n < 4 {
@@ -370,5 +506,24 @@ func (f *Frames) Feed(p []byte, fn func(first bool, header []byte)) {
 		f.count++
 		f.n = 0
 		f.skip = f.rest
+		if f.skip == 0 && end != nil {
+			end()
+		}
+	}
+}
+
+// atBoundary reports whether the next byte starts a frame.
+func (f *Frames) atBoundary() bool { return f.n == 0 && f.skip == 0 }
+
+// left returns how many bytes the current frame has yet to bring: the rest
+// of its length while that is incomplete, else the rest of the frame.
+func (f *Frames) left() int {
+	switch {
+	case f.skip > 0:
+		return f.skip
+	case f.n < 4:
+		return 4 - f.n
+	default:
+		return 4 + f.want - f.n + f.rest
 	}
 }

@@ -25,6 +25,11 @@ func frame(fields ...any) []byte {
 		case []byte:
 			b = binary.BigEndian.AppendUint32(b, uint32(len(v)))
 			b = append(b, v...)
+		case bool:
+			b = append(b, 0)
+			if v {
+				b[len(b)-1] = 1
+			}
 		}
 	}
 	return append(binary.BigEndian.AppendUint32(nil, uint32(len(b))), b...)
@@ -165,6 +170,33 @@ func TestFramesSplitAnywhere(t *testing.T) {
 			})
 		}
 		assert.Equal(t, []int32{5, xidPing, 7}, got, "chunk %d", chunk)
+	}
+}
+
+func TestFramesEndAndLeft(t *testing.T) {
+	stream := append(append(reply(5, 9), reply(xidPing, 0)...), frame(int32(7))...)
+	ends := []int{len(reply(5, 9)), len(reply(5, 9)) + len(reply(xidPing, 0)), len(stream)}
+	// Byte by byte, to see where each frame ends; left counts down to it.
+	f := Frames{Max: 8}
+	var got []int
+	for i := range stream {
+		next := ends[len(got)]
+		if f.n >= 4 || f.skip > 0 {
+			assert.Equal(t, next-i, f.left(), "at %d", i)
+		}
+		f.FeedFrames(stream[i:i+1], func(bool, []byte) {}, func() { got = append(got, i+1) })
+	}
+	assert.Equal(t, ends, got)
+	assert.True(t, f.atBoundary())
+	assert.Equal(t, 4, f.left(), "a length first")
+	// In any chunks, one end per frame.
+	for chunk := 1; chunk <= len(stream); chunk++ {
+		var f Frames
+		n := 0
+		for i := 0; i < len(stream); i += chunk {
+			f.FeedFrames(stream[i:min(i+chunk, len(stream))], func(bool, []byte) {}, func() { n++ })
+		}
+		assert.Equal(t, 3, n, "chunk %d", chunk)
 	}
 }
 
