@@ -19,8 +19,12 @@ until it is interrupted. If COMMAND exits by itself, zklock resigns and
 exits with COMMAND's status.
 
 COMMAND's environment has ZKLOCK_PATH, ZKLOCK_NODE, ZKLOCK_TOKEN (the term's
-fencing token, decimal) and ZKLOCK_ID. SIGINT and SIGTERM are forwarded to
-COMMAND while it runs; before that they end the campaign (exit 128+N).
+fencing token, decimal) and ZKLOCK_ID. COMMAND's processes and the
+signals zklock handles are as for "zklock lock" (see "zklock lock --help"):
+nothing COMMAND started outlives zklock, whatever ends it, or outlives the
+term; a terminating signal is forwarded while COMMAND runs (then zklock
+resigns and exits with COMMAND's status) and ends the campaign before
+(exit 128+N).
 
 The candidates' values are visible to "zklock leader PATH" and to Curator
 LeaderLatch participants on the same path.
@@ -83,12 +87,12 @@ func electCmd(g *globals, args []string) error {
 			"ZKLOCK_NODE=" + e.Key(),
 			"ZKLOCK_TOKEN=" + strconv.FormatInt(e.Token(), 10),
 			"ZKLOCK_ID=" + *id,
-		})
+		}, *grace)
 		if err != nil {
 			e.Resign(ctx)
-			return &exitError{127, fmt.Sprintf("cannot run %s: %v", argv[0], err)}
+			return cannotRun(argv[0], err)
 		}
-		if !supervise(c, e.Done(), sigs, *grace) {
+		if supervise(c, e.Done(), sigs, *grace) != stoppedLost {
 			e.Resign(ctx)
 			return c.exitWith()
 		}

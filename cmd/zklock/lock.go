@@ -21,8 +21,24 @@ COMMAND gets zklock's stdin, stdout and stderr, and in its environment:
   ZKLOCK_TOKEN  the fencing token (decimal): it strictly increases across
                 holders; pass it to the resource and reject lower ones
 
-SIGINT and SIGTERM sent to zklock are forwarded to COMMAND's process group;
-the lock is released after COMMAND exits.
+Processes: COMMAND runs in a process group of its own, as the child of a
+small guardian process (zklock's own executable) that kills whatever
+COMMAND started when zklock ends, however it ends: SIGKILL and the OOM
+killer included. When COMMAND exits, what it left running gets SIGTERM,
+then SIGKILL after --grace, before the lock is released. On Linux the
+guardian is a child subreaper, so this also covers processes that left the
+group (setsid, setpgid) and daemons that forked twice. Not covered:
+processes handed to a service manager (systemd-run, at, a container
+runtime) or started on other hosts, which were never COMMAND's
+descendants; processes below a subreaper of their own inside COMMAND; off
+Linux, processes that left the group.
+
+Signals: SIGHUP, SIGINT, SIGQUIT, SIGTERM and the other catchable
+terminating signals (SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGXCPU, SIGXFSZ,
+SIGVTALRM) sent to zklock are forwarded to COMMAND's process group, which
+gets --grace to exit before everything COMMAND started is killed; then the
+lock is released and zklock exits with COMMAND's status. Further signals
+are forwarded too.
 
 If the lock is lost while COMMAND runs (session expiry, a connection down
 too long, the node deleted by an operator), COMMAND's process group gets
@@ -117,12 +133,12 @@ func lockCmd(g *globals, args []string) error {
 		"ZKLOCK_PATH=" + path,
 		"ZKLOCK_NODE=" + m.Key(),
 		"ZKLOCK_TOKEN=" + strconv.FormatInt(m.Token(), 10),
-	})
+	}, *grace)
 	if err != nil {
 		m.Unlock(ctx)
-		return &exitError{127, fmt.Sprintf("cannot run %s: %v", argv[0], err)}
+		return cannotRun(argv[0], err)
 	}
-	if supervise(c, m.Done(), sigs, *grace) {
+	if supervise(c, m.Done(), sigs, *grace) == stoppedLost {
 		cause := m.Err()
 		m.Unlock(ctx)
 		return &exitError{exitLost, fmt.Sprintf("lost lock %s while COMMAND ran (%v); COMMAND was stopped", path, cause)}

@@ -23,9 +23,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/zklock/zklock"
@@ -93,6 +91,9 @@ type exitError struct {
 func (e *exitError) Error() string { return e.msg }
 
 func main() {
+	if os.Args[0] == guardianName {
+		os.Exit(guardian(os.Args[1:]))
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -242,19 +243,4 @@ func connect(ctx context.Context, g *globals, opts ...zklock.SessionOption) (*zk
 			strings.Join(g.servers, ","), g.sessionTimeout, err)}
 	}
 	return s, nil
-}
-
-// signals delivers SIGINT and SIGTERM sent to zklock; stop releases them.
-func signals() (<-chan os.Signal, func()) {
-	ch := make(chan os.Signal, 4)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
-	return ch, func() { signal.Stop(ch) }
-}
-
-func interrupted(sig os.Signal) error {
-	n := 0
-	if s, ok := sig.(syscall.Signal); ok {
-		n = int(s)
-	}
-	return &exitError{128 + n, fmt.Sprintf("interrupted by %v before COMMAND started", sig)}
 }
