@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 
@@ -30,20 +31,26 @@ The candidates' values are visible to "zklock leader PATH" and to Curator
 LeaderLatch participants on the same path.
 
 Flags:
-  --id ID     this candidate's value (default host:pid)
-  --grace D   time between SIGTERM and SIGKILL when leadership is lost (default 2s,
-              or 4/10 of --session-timeout if less)
+  --id ID          this candidate's value (default host:pid)
+  --grace D        time between SIGTERM and SIGKILL when COMMAND must stop
+                   (default 2s, or T/2 - --loss-margin if less)
+  --loss-margin D  how long before the earliest possible expiry everything
+                   COMMAND started is dead (default T/10)
+
+--grace, --loss-margin and --session-timeout follow the timing rule of
+"zklock lock --help", checked against the session timeout T ZooKeeper
+grants to each session.
 
 Examples:
   zklock elect --id "$(hostname)" /services/scheduler/leader -- ./scheduler
-  zklock --session-timeout 6s elect /jobs/reaper -- ./reaper --fence "$ZKLOCK_TOKEN"
+  zklock --session-timeout 15s elect /jobs/reaper -- ./reaper --fence "$ZKLOCK_TOKEN"
 `
 
 func electCmd(g *globals, args []string) error {
 	fs := newFlags(g, "elect", electUsage)
 	host, _ := os.Hostname()
 	id := fs.String("id", fmt.Sprintf("%s:%d", host, os.Getpid()), "")
-	grace := fs.Duration("grace", 0, "")
+	timingOf := timingFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -54,7 +61,7 @@ func electCmd(g *globals, args []string) error {
 	if *id == "" {
 		return usagef("elect: --id must not be empty")
 	}
-	margin, err := lossMargin(g, grace)
+	tm, err := timingOf()
 	if err != nil {
 		return err
 	}
@@ -62,18 +69,32 @@ func electCmd(g *globals, args []string) error {
 	sigs, stopSignals := signals()
 	defer stopSignals()
 	ctx := context.Background()
-	s, err := connect(ctx, g, zklock.WithLossMargin(margin))
+	s, grace, margin, err := connectHold(ctx, g, tm)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
+	wctx, stopWatch := watchTimeouts(ctx, s, tm, margin, g.stderr)
+	defer stopWatch()
 	e := zklock.NewElection(s, path, zklock.WithValue([]byte(*id)))
 
 	for {
-		err := acquire(ctx, sigs, func(ctx context.Context) error { return e.Campaign(ctx) },
+		err := acquire(wctx, sigs, func(ctx context.Context) error { return e.Campaign(ctx) },
 			func() { e.Resign(context.Background()) })
+		if err == nil {
+			// The watch may not have seen the session the term began in.
+			if terr := checkSession(s, tm, margin, io.Discard); terr != nil {
+				e.Resign(ctx)
+				err = terr
+			}
+		}
 		var ee *exitError
+		var te *timingError
 		switch {
+		case errors.As(err, &te):
+			return &exitError{exitUsage, te.msg + "; stopped campaigning"}
+		case timingCause(wctx) != nil:
+			return &exitError{exitUsage, timingCause(wctx).msg + "; stopped campaigning"}
 		case errors.As(err, &ee):
 			return err // interrupted
 		case errors.Is(err, zklock.ErrInvalidPath):
@@ -87,12 +108,12 @@ func electCmd(g *globals, args []string) error {
 			"ZKLOCK_NODE=" + e.Key(),
 			"ZKLOCK_TOKEN=" + strconv.FormatInt(e.Token(), 10),
 			"ZKLOCK_ID=" + *id,
-		}, *grace)
+		}, grace)
 		if err != nil {
 			e.Resign(ctx)
 			return cannotRun(argv[0], err)
 		}
-		if supervise(c, e.Done(), sigs, *grace) != stoppedLost {
+		if supervise(c, e.Done(), sigs, grace) != stoppedLost {
 			e.Resign(ctx)
 			return c.exitWith()
 		}

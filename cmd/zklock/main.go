@@ -52,11 +52,14 @@ Commands:
 
 Global flags:
   --servers host:port,...   ZooKeeper servers (default $ZK_SERVERS, else 127.0.0.1:2181)
-  --session-timeout D       ZooKeeper session timeout to request (default 10s)
+  --session-timeout D       ZooKeeper session timeout to request (default 10s, 5 ticks of
+                            a default server); the server may grant another, which
+                            lock and elect check (see "zklock lock --help")
 
 Exit statuses:
   COMMAND's own status when it ran to completion
-  64  usage error
+  64  usage error, or a session timeout granted by ZooKeeper that --grace and
+      --loss-margin do not fit
   69  ZooKeeper could not be reached
   70  unexpected error
   75  lock not acquired (--timeout passed, or --nonblock and held), or no leader

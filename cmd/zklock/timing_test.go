@@ -1,0 +1,101 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/zklock/zklock/internal/zktest"
+)
+
+func TestTimingForTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name                  string
+		tm                    timing
+		t                     time.Duration
+		wantGrace, wantMargin time.Duration
+		wantErr               string
+	}{
+		{"defaults", timing{requested: 10 * time.Second}, 10 * time.Second, 2 * time.Second, 3 * time.Second, ""},
+		{"default grace shrinks to fit", timing{requested: 2 * time.Second}, 2 * time.Second, 800 * time.Millisecond, time.Second, ""},
+		{"grace at the limit", timing{requested: 10 * time.Second, grace: 4 * time.Second}, 10 * time.Second, 4 * time.Second, 5 * time.Second, ""},
+		{"grace too long", timing{requested: 10 * time.Second, grace: 4100 * time.Millisecond}, 10 * time.Second, 0, 0, "--grace 4s or less"},
+		{"granted less", timing{requested: 30 * time.Second, grace: 3 * time.Second}, 4 * time.Second, 0, 0, "ZooKeeper granted 4s for the --session-timeout 30s asked"},
+		{"explicit margin", timing{requested: 10 * time.Second, slack: 500 * time.Millisecond}, 20 * time.Second, 2 * time.Second, 2500 * time.Millisecond, ""},
+		{"margin leaves nothing", timing{requested: 10 * time.Second, slack: 5 * time.Second}, 10 * time.Second, 0, 0, "leaves no time for --grace"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			grace, margin, err := tc.tm.forTimeout(tc.t)
+			if tc.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.wantGrace, grace)
+			assert.Equal(t, tc.wantMargin, margin)
+			assert.LessOrEqual(t, margin, tc.t/2, "the library would cap a larger margin")
+		})
+	}
+}
+
+// TestIntegration_TimingUsesGrantedTimeout runs lock against a server whose
+// maxSessionTimeout (4s) is below the timeout asked for (30s): --grace is
+// checked against what the server granted, and the default fits itself to it.
+func TestIntegration_TimingUsesGrantedTimeout(t *testing.T) {
+	integration(t)
+	zc := zktest.Start(t, 1, zktest.WithMaxSessionTimeout(4*time.Second))
+	root := zc.Root(t)
+	servers := strings.Join(zc.Servers(), ",")
+	ran := filepath.Join(t.TempDir(), "ran")
+
+	p := start(t, "--servers", servers, "--session-timeout", "30s", "lock", "--grace", "3s", root+"/a", "--", "touch", ran)
+	assert.Equal(t, exitUsage, p.wait(t), "stderr: %s", p.stderr.String())
+	assert.Contains(t, p.stderr.String(), "granted 4s for the --session-timeout 30s asked")
+	assert.Contains(t, p.stderr.String(), "--grace 1.6s or less")
+	assert.NoFileExists(t, ran, "COMMAND never ran")
+
+	p = start(t, "--servers", servers, "--session-timeout", "30s", "lock", root+"/a", "--", "touch", ran)
+	assert.Equal(t, 0, p.wait(t), "the default --grace fits the granted timeout; stderr: %s", p.stderr.String())
+	assert.FileExists(t, ran)
+	assert.NotContains(t, p.stderr.String(), "warning", "a timeout lowered to the server's maximum is not below five ticks")
+}
+
+// TestIntegration_WarnsBelowFiveTicks asks for less than the server's
+// minimum session timeout (2 ticks): zklock says the timing rule's
+// precondition does not hold.
+func TestIntegration_WarnsBelowFiveTicks(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	p := start(t, "--servers", strings.Join(zc.Servers(), ","), "--session-timeout", "100ms", "lock", root+"/a", "--", "true")
+	assert.Equal(t, 0, p.wait(t), "stderr: %s", p.stderr.String())
+	assert.Regexp(t, regexp.MustCompile(`warning: ZooKeeper raised the session timeout from 100ms to \S+, its minimum`), p.stderr.String())
+	assert.Contains(t, p.stderr.String(), "5 ticks")
+}
+
+// TestHelpExamplesMeetFiveTicks: every --session-timeout in the help texts
+// and README is at least 10s, five ticks of a default server.
+func TestHelpExamplesMeetFiveTicks(t *testing.T) {
+	texts := []string{globalUsage, lockUsage, electUsage, leaderUsage, holdersUsage}
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	texts = append(texts, string(readme))
+	re := regexp.MustCompile(`--session-timeout[ =](\d+\w+)`)
+	found := 0
+	for _, text := range texts {
+		for _, m := range re.FindAllStringSubmatch(text, -1) {
+			d, err := time.ParseDuration(m[1])
+			require.NoError(t, err, m[0])
+			assert.GreaterOrEqual(t, d, 10*time.Second, "%q: a default server's tickTime is 2s, and the timing rule needs 5 ticks", m[0])
+			found++
+		}
+	}
+	assert.Positive(t, found)
+}
