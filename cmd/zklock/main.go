@@ -230,10 +230,13 @@ func pathAndCommand(name string, args []string) (string, []string, error) {
 	return path, rest, nil
 }
 
-// connect opens a Session, bounded by the session timeout, and maps
-// failure to exit status 69.
+// connect opens a Session and maps failure to exit status 69. A server
+// that accepts connections but does not answer holds a handshake for up
+// to a session timeout, so the bound allows for that on up to three
+// servers before the one that answers.
 func connect(ctx context.Context, g *globals, opts ...zklock.SessionOption) (*zklock.Session, error) {
-	cctx, cancel := context.WithTimeout(ctx, g.sessionTimeout)
+	bound := g.sessionTimeout * time.Duration(min(len(g.servers), 3))
+	cctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	opts = append([]zklock.SessionOption{zklock.WithSessionTimeout(g.sessionTimeout)}, opts...)
 	s, err := zklock.Connect(cctx, g.servers, opts...)
@@ -243,7 +246,7 @@ func connect(ctx context.Context, g *globals, opts ...zklock.SessionOption) (*zk
 	if err != nil {
 		return nil, &exitError{exitUnavailable, fmt.Sprintf(
 			"cannot reach ZooKeeper at %s within %v (%v); check --servers or $ZK_SERVERS and that the servers run",
-			strings.Join(g.servers, ","), g.sessionTimeout, err)}
+			strings.Join(g.servers, ","), bound, err)}
 	}
 	return s, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-zookeeper/zk"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -98,4 +100,49 @@ func TestHelpExamplesMeetFiveTicks(t *testing.T) {
 		}
 	}
 	assert.Positive(t, found)
+}
+
+// TestIntegration_LaterSessionCheckedToo: elect starts on a server that
+// grants the 4s asked for, loses it, and gets its next ZooKeeper session
+// from a server whose maxSessionTimeout (2s) the loss margin does not fit:
+// zklock stops campaigning and says why, rather than run COMMAND with a
+// margin the library would cap.
+func TestIntegration_LaterSessionCheckedToo(t *testing.T) {
+	integration(t)
+	wide := zktest.Shared(t)
+	narrow := zktest.Start(t, 1, zktest.WithMaxSessionTimeout(2*time.Second))
+	root := wide.Root(t)
+	psWide, psNarrow := wide.NewProxies(t), narrow.NewProxies(t)
+	file := filepath.Join(t.TempDir(), "marks")
+	// The first session goes to the wide server: the narrow one's proxy
+	// refuses at once while it is down.
+	narrow.StopServer(t, 0)
+	p := start(t, "--servers", strings.Join(append(psWide.Addrs(), psNarrow.Addrs()...), ","), "--session-timeout", "4s",
+		"elect", root+"/e", "--", "sh", "-c", "echo lead >> "+file+"; exec sleep 600")
+	poll(t, "COMMAND to run", func() bool {
+		select {
+		case <-p.done:
+			t.Fatalf("zklock exited %d before COMMAND ran; stderr: %s", p.code, p.stderr.String())
+		default:
+		}
+		return len(marks(t, file)) > 0
+	})
+
+	narrow.StartServer(t, 0)
+	// Gone for good: the connection drops, reconnecting is refused at once,
+	// and the session passes its loss deadline.
+	require.NoError(t, psWide.Proxy(0).Close())
+	assert.Equal(t, exitUsage, p.wait(t), "stderr: %s", p.stderr.String())
+	assert.Contains(t, p.stderr.String(), "lost leadership")
+	assert.Contains(t, p.stderr.String(), "a new ZooKeeper session")
+	assert.Contains(t, p.stderr.String(), "stopped campaigning")
+	assert.Len(t, marks(t, file), 1, "COMMAND did not run again")
+	poll(t, "the first session's node to go", func() bool {
+		kids, _, err := wide.Admin(t).Children(root + "/e")
+		if errors.Is(err, zk.ErrNoNode) {
+			return true // the empty container is gone too
+		}
+		require.NoError(t, err)
+		return len(kids) == 0
+	})
 }
