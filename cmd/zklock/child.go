@@ -97,7 +97,8 @@ type child struct {
 	lifeline *os.File  // write end; closed by kill
 	pgid     int       // COMMAND's pid and process group
 	done     chan struct{}
-	err      error // the guardian's Wait error; read after done
+	err      error          // the guardian's Wait error; read after done
+	killed   syscall.Signal // the signal that killed the guardian, if one did; read after done
 }
 
 // startErr is a COMMAND that could not be started.
@@ -162,6 +163,7 @@ func startChild(argv, env []string, grace time.Duration) (*child, error) {
 		c.err = cmd.Wait()
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			// The guardian was killed: COMMAND's group is left to us.
+			c.killed = ws.Signal()
 			_ = syscall.Kill(-c.pgid, syscall.SIGKILL)
 		}
 		c.lifeline.Close()
@@ -210,7 +212,9 @@ func (c *child) status() int {
 
 // exitWith turns COMMAND's status into zklock's result.
 func (c *child) exitWith() error {
-	if st := c.status(); st != 0 {
+	if st := c.status(); c.killed != 0 {
+		return &exitError{st, fmt.Sprintf("COMMAND's guardian process was killed (%v); COMMAND's process group was killed with it", c.killed)}
+	} else if st != 0 {
 		return &exitError{code: st}
 	}
 	return nil

@@ -170,3 +170,42 @@ func TestIntegration_LeftoversStoppedBeforeRelease(t *testing.T) {
 		})
 	}
 }
+
+// TestIntegration_GuardianKilled: if the guardian itself is killed, zklock
+// kills COMMAND's process group, says so, and releases the lock.
+func TestIntegration_GuardianKilled(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	p := start(t, "--servers", strings.Join(zc.Servers(), ","), "lock", root+"/g", "--", "sh", "-c",
+		fmt.Sprintf("sleep 600 | cat & echo $$ > %s; sleep 600", pidFile))
+	pgid := readPid(t, pidFile)
+	t.Cleanup(func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
+	poll(t, "COMMAND's group to run", func() bool { return len(group(pgid)) >= 4 })
+	guard, _, ok := procParent(pgid)
+	require.True(t, ok)
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", guard))
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(cmdline), guardianName+"\x00"), "COMMAND's parent is the guardian: %q", cmdline)
+
+	require.NoError(t, syscall.Kill(guard, syscall.SIGKILL))
+	assert.Equal(t, 128+int(syscall.SIGKILL), p.wait(t))
+	assert.Contains(t, p.stderr.String(), "guardian process was killed")
+	assert.Empty(t, group(pgid), "COMMAND's group is gone when zklock exits")
+	kids, _, err := zc.Admin(t).Children(root + "/g")
+	require.NoError(t, err)
+	assert.Empty(t, kids, "the lock is released")
+}
+
+// procParent returns a process's parent pid.
+func procParent(pid int) (int, byte, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	ppid, err := strconv.Atoi(f[1])
+	return ppid, f[0][0], err == nil
+}
