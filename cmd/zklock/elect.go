@@ -51,10 +51,7 @@ func electCmd(g *globals, args []string) error {
 	host, _ := os.Hostname()
 	id := fs.String("id", fmt.Sprintf("%s:%d", host, os.Getpid()), "")
 	timingOf := timingFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	path, argv, err := pathAndCommand("elect", fs.Args())
+	path, argv, err := pathAndCommand(fs, args)
 	if err != nil {
 		return err
 	}
@@ -97,10 +94,8 @@ func electCmd(g *globals, args []string) error {
 			return &exitError{exitUsage, timingCause(wctx).msg + "; stopped campaigning"}
 		case errors.As(err, &ee):
 			return err // interrupted
-		case errors.Is(err, zklock.ErrInvalidPath):
-			return usagef("elect: %v", err)
 		case err != nil:
-			return &exitError{exitUnavailable, fmt.Sprintf("campaign for %s: %v", path, err)}
+			return opError("elect", path, err)
 		}
 
 		c, err := startChild(argv, []string{
@@ -117,6 +112,6 @@ func electCmd(g *globals, args []string) error {
 			e.Resign(ctx)
 			return c.exitWith()
 		}
-		fmt.Fprintf(g.stderr, "zklock: lost leadership of %s (%v); COMMAND was stopped; campaigning again\n", path, e.Err())
+		fmt.Fprintf(g.stderr, "zklock: lost leadership of %s (%s); COMMAND was stopped; campaigning again\n", path, lossCause(e.Err()))
 	}
 }

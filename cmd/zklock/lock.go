@@ -90,10 +90,7 @@ func lockCmd(g *globals, args []string) error {
 	nonblock := fs.Bool("nonblock", false, "")
 	timingOf := timingFlags(fs)
 	data := fs.String("data", "", "")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	path, argv, err := pathAndCommand("lock", fs.Args())
+	path, argv, err := pathAndCommand(fs, args)
 	if err != nil {
 		return err
 	}
@@ -155,10 +152,8 @@ func lockCmd(g *globals, args []string) error {
 		return &exitError{exitNotAcquired, fmt.Sprintf("lock %s is held by another process; not waiting (--nonblock)", path)}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &exitError{exitNotAcquired, fmt.Sprintf("lock %s not acquired within --timeout %v; try again later or raise --timeout", path, *timeout)}
-	case errors.Is(err, zklock.ErrInvalidPath):
-		return usagef("lock: %v", err)
 	case err != nil:
-		return &exitError{exitUnavailable, fmt.Sprintf("lock %s: %v", path, err)}
+		return opError("lock", path, err)
 	}
 
 	c, err := startChild(argv, []string{
@@ -173,7 +168,7 @@ func lockCmd(g *globals, args []string) error {
 	if supervise(c, m.Done(), sigs, grace) == stoppedLost {
 		cause := m.Err()
 		m.Unlock(ctx)
-		return &exitError{exitLost, fmt.Sprintf("lost lock %s while COMMAND ran (%v); COMMAND was stopped", path, cause)}
+		return &exitError{exitLost, fmt.Sprintf("lost lock %s while COMMAND ran (%s); COMMAND was stopped", path, lossCause(cause))}
 	}
 	m.Unlock(ctx)
 	return c.exitWith()

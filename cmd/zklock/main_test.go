@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-zookeeper/zk"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -297,9 +298,12 @@ func TestIntegration_HoldersAndLeader(t *testing.T) {
 	require.NoError(t, holder.Unlock(ctx))
 	assert.Equal(t, 0, waiter.wait(t))
 
+	_, err = zc.Admin(t).Create(root+"/nobody", nil, 0, zk.WorldACL(zk.PermAll))
+	require.NoError(t, err, "an election path with no candidate")
 	p := start(t, "--servers", servers, "leader", root+"/nobody")
 	assert.Equal(t, exitNotAcquired, p.wait(t))
 	assert.Contains(t, p.stderr.String(), "no leader")
+	zc.DeleteNode(t, root+"/nobody")
 }
 
 func TestUsageErrors(t *testing.T) {
@@ -323,7 +327,13 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--session-timeout", "0s", "lock", "/x", "--", "true"}, "positive"},
 		{[]string{"leader"}, "exactly one PATH"},
 		{[]string{"holders", "a", "b"}, "exactly one PATH"},
-		{[]string{"--servers", "nohostport", "--session-timeout", "1s", "leader", "/x"}, "host:port"},
+		{[]string{"--servers", "zk1:99999", "leader", "/x"}, "not host, host:port"},
+		{[]string{"lock", "/x", "--bogus", "--", "true"}, "not defined"},
+		{[]string{"lock", "/x", "--session-timeout", "-1s", "true"}, "positive"},
+		{[]string{"leader", "/x", "/y"}, "exactly one PATH"},
+		{[]string{"help", "frob"}, "unknown command"},
+		{[]string{"version", "x"}, "unexpected"},
+		{[]string{"--servers", "a:1/bad/", "leader", "/x"}, "chroot"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
