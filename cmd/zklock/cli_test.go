@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -223,4 +225,30 @@ func TestIntegration_JSONAndWatch(t *testing.T) {
 	require.NoError(t, w.cmd.Process.Signal(syscall.SIGINT))
 	assert.Equal(t, 0, w.wait(t), "interrupting --watch is its normal end; stderr: %s", w.stderr.String())
 	require.NoError(t, two.Resign(ctx))
+}
+
+// TestREADMETellsTheTruth: README lists every exit status and every
+// variable COMMAND gets; make demo runs the demo README describes; the
+// quick start's Connect has a deadline.
+func TestREADMETellsTheTruth(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	readme := string(b)
+	for _, code := range []int{exitUsage, exitNoPath, exitUnavailable, exitSoftware, exitNotAcquired, exitLost, exitNoPerm} {
+		assert.Contains(t, readme, "| "+strconv.Itoa(code)+" |", "README's exit status table has %d", code)
+		assert.Contains(t, globalUsage, "  "+strconv.Itoa(code)+"  ", "zklock help lists exit status %d", code)
+	}
+	for _, src := range []string{"lock.go", "elect.go"} {
+		code, err := os.ReadFile(src)
+		require.NoError(t, err)
+		for _, v := range regexp.MustCompile(`"(ZKLOCK_[A-Z]+)=`).FindAllStringSubmatch(string(code), -1) {
+			assert.Contains(t, readme, "`"+v[1]+"`", "README lists %s, which %s gives COMMAND", v[1], src)
+		}
+	}
+	mk, err := os.ReadFile("../../Makefile")
+	require.NoError(t, err)
+	assert.Regexp(t, `(?m)^demo:\n\t.* run \./examples/contention`, string(mk), "make demo runs the contention demo")
+	assert.Contains(t, readme, "make demo   # a live demo: workers contend for a lock, one holder is cut off")
+	assert.Regexp(t, `context\.WithTimeout\(ctx, [^)]+\)\ns, err := zklock\.Connect\(cctx`, readme, "the quick start's Connect has a deadline")
+	assert.NotContains(t, readme, "go install github.com/zklock/zklock/cmd/zklock@latest\n", "the published install line is not given as working yet")
 }

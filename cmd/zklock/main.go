@@ -5,12 +5,14 @@
 //
 // Usage:
 //
-//	zklock [--servers host:port,...] [--session-timeout D] <command> ...
-//	  lock    [--timeout D | --nonblock] [--grace D] [--data S] PATH -- COMMAND [ARG...]
-//	  elect   [--id ID] [--grace D] PATH -- COMMAND [ARG...]
-//	  leader  PATH
-//	  holders PATH
+//	zklock [--servers host[:port],...[/chroot]] [--session-timeout D] <command> ...
+//	  lock    [--timeout D | --nonblock] [--grace D] [--loss-margin D] [--data S] PATH -- COMMAND [ARG...]
+//	  elect   [--id ID] [--grace D] [--loss-margin D] PATH -- COMMAND [ARG...]
+//	  leader  [--json] [--watch] PATH
+//	  holders [--json] PATH
 //	  bench   [--duration D] [--sessions N,...] [--baseline] [--json FILE]
+//	  help    [COMMAND]
+//	  version
 //
 // Run "zklock help" or "zklock <command> --help" for details and exit
 // statuses.
@@ -54,12 +56,20 @@ Commands:
   leader   print the current leader's value
   holders  list the contenders of a lock or election path, holder first
   bench    measure lock performance on a ZooKeeper ensemble
+  help     print this help, or a command's ("zklock help lock")
+  version  print the module version and VCS revision zklock was built from
 
-Global flags:
-  --servers host:port,...   ZooKeeper servers (default $ZK_SERVERS, else 127.0.0.1:2181)
-  --session-timeout D       ZooKeeper session timeout to request (default 10s, 5 ticks of
-                            a default server); the server may grant another, which
-                            lock and elect check (see "zklock lock --help")
+Global flags, accepted before or after the command:
+  --servers S          ZooKeeper connect string, as the Java client takes it:
+                       host[:port],host[:port]...[/chroot], port 2181 if omitted;
+                       a /chroot suffix puts every PATH under it (default
+                       $ZK_SERVERS, else 127.0.0.1:2181)
+  --session-timeout D  ZooKeeper session timeout to request (default 10s, 5 ticks of
+                       a default server); the server may grant another, which
+                       lock and elect check (see "zklock lock --help")
+
+Flags of lock, elect, leader and holders may also follow PATH; after
+"--", or from COMMAND's first word on, words are COMMAND's.
 
 Exit statuses:
   COMMAND's own status when it ran to completion
