@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"strconv"
@@ -28,7 +29,8 @@ Flags:
   --sessions N,...  contended scenario sizes (default 2,8,32)
   --baseline        also measure go-zookeeper's zk.Lock, with ratios
   --json FILE       also write every figure, the ZooKeeper version, the
-                    servers and the settings to FILE as JSON
+                    servers and the settings to FILE as JSON; with "-", write
+                    the JSON to standard output and the table to standard error
 
 Examples:
   zklock bench --baseline
@@ -43,6 +45,17 @@ func benchCmd(g *globals, args []string) error {
 	jsonFile := fs.String("json", "", "")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *jsonFile == "" {
+		// An empty --json= is a mistake, not "no JSON".
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "json" {
+				*jsonFile = "\x00"
+			}
+		})
+		if *jsonFile != "" {
+			return usagef("bench: --json needs a FILE, or - for standard output")
+		}
 	}
 	if fs.NArg() != 0 {
 		return usagef("bench: unexpected arguments %q", fs.Args())
@@ -71,10 +84,20 @@ func benchCmd(g *globals, args []string) error {
 	if err != nil {
 		return &exitError{exitSoftware, fmt.Sprintf("bench: %v", err)}
 	}
-	if err := r.WriteTable(g.stdout); err != nil {
+	table := g.stdout
+	if *jsonFile == "-" {
+		table = g.stderr
+	}
+	if err := r.WriteTable(table); err != nil {
 		return err
 	}
-	if *jsonFile != "" {
+	switch *jsonFile {
+	case "":
+	case "-":
+		if err := r.WriteJSON(g.stdout); err != nil {
+			return &exitError{exitSoftware, fmt.Sprintf("bench: writing JSON: %v", err)}
+		}
+	default:
 		f, err := os.Create(*jsonFile)
 		if err != nil {
 			return &exitError{exitSoftware, fmt.Sprintf("bench: %v", err)}

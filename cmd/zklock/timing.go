@@ -96,7 +96,7 @@ func connectHold(ctx context.Context, g *globals, tm *timing) (s *zklock.Session
 		s.Close()
 		margin = want
 	}
-	return nil, 0, 0, &exitError{exitUnavailable, "ZooKeeper granted a different session timeout to each of three sessions; check that the servers share one configuration"}
+	return nil, 0, 0, &exitError{exitSoftware, "ZooKeeper granted a different session timeout to each of three sessions; check that the servers share one configuration"}
 }
 
 // warnTicks warns when the server raised the session timeout: it then
