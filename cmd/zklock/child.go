@@ -15,10 +15,10 @@ import (
 )
 
 // signals delivers the terminating signals sent to zklock (see
-// terminating); stop releases them.
+// terminating) that were not ignored when it started; stop releases them.
 func signals() (<-chan os.Signal, func()) {
 	ch := make(chan os.Signal, 8)
-	signal.Notify(ch, terminating...)
+	signal.Notify(ch, catchable()...)
 	return ch, func() { signal.Stop(ch) }
 }
 

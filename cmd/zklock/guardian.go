@@ -59,6 +59,19 @@ var terminating = []os.Signal{
 	syscall.SIGXCPU, syscall.SIGXFSZ, syscall.SIGVTALRM,
 }
 
+// catchable is terminating less the signals ignored when zklock started:
+// under nohup, SIGHUP stays ignored, by zklock, the guardian and COMMAND
+// alike, as the caller asked.
+func catchable() []os.Signal {
+	var out []os.Signal
+	for _, s := range terminating {
+		if !signal.Ignored(s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // guardian is the guardian's main: args are the grace period, then
 // COMMAND's argv. It returns COMMAND's status, the shell's way (128+N for
 // signal N).
@@ -84,7 +97,7 @@ func guardian(args []string) int {
 
 	// Caught, not ignored: COMMAND starts with default dispositions.
 	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, terminating...)
+	signal.Notify(sigs, catchable()...)
 	cut := make(chan struct{})
 	go func() {
 		// Owner: the guardian process; it ends with the pipe or the process.

@@ -209,3 +209,26 @@ func procParent(pid int) (int, byte, bool) {
 	ppid, err := strconv.Atoi(f[1])
 	return ppid, f[0][0], err == nil
 }
+
+// TestIntegration_NohupKeepsHangupIgnored: started with SIGHUP ignored, as
+// nohup does, zklock and COMMAND both survive SIGHUP.
+func TestIntegration_NohupKeepsHangupIgnored(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	p := startProg(t, "sh", "-c", `trap '' HUP; exec "$0" "$@"`, binary, "--servers", strings.Join(zc.Servers(), ","),
+		"lock", root+"/n", "--", "sh", "-c", fmt.Sprintf("echo $$ > %s; exec sleep 600", pidFile))
+	pid := readPid(t, pidFile)
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	poll(t, "COMMAND to become sleep", func() bool {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		return strings.TrimSpace(string(b)) == "sleep"
+	})
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGHUP))
+	require.NoError(t, syscall.Kill(-pid, syscall.SIGHUP))
+	// SIGTERM, sent after the hangups, is handled after them: COMMAND
+	// survived them if it dies of SIGTERM.
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	assert.Equal(t, 128+int(syscall.SIGTERM), p.wait(t), "COMMAND ended by the SIGTERM, not the SIGHUP; stderr: %s", p.stderr.String())
+}

@@ -115,7 +115,7 @@ func leaderCmd(g *globals, args []string) error {
 		}
 		return print(t)
 	}
-	wctx, stop := signal.NotifyContext(ctx, terminating...)
+	wctx, stop := signal.NotifyContext(ctx, catchable()...)
 	defer stop()
 	for t := range e.Observe(wctx) {
 		if err := print(t); err != nil {

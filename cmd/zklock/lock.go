@@ -38,7 +38,8 @@ terminating signals (SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGXCPU, SIGXFSZ,
 SIGVTALRM) sent to zklock are forwarded to COMMAND's process group, which
 gets --grace to exit before everything COMMAND started is killed; then the
 lock is released and zklock exits with COMMAND's status. Further signals
-are forwarded too.
+are forwarded too. A signal ignored when zklock started (SIGHUP under nohup)
+stays ignored, by COMMAND too.
 
 If the lock is lost while COMMAND runs (session expiry, a connection down
 too long, the node deleted by an operator), COMMAND's process group gets

@@ -51,7 +51,13 @@ type proc struct {
 
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(binary, args...), done: make(chan struct{})}
+	return startProg(t, binary, args...)
+}
+
+// startProg starts prog, which runs zklock in its stead (exec).
+func startProg(t *testing.T, prog string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(prog, args...), done: make(chan struct{})}
 	p.cmd.Stderr = &p.stderr
 	require.NoError(t, p.cmd.Start())
 	go func() {
