@@ -31,7 +31,9 @@ group (setsid, setpgid) and daemons that forked twice. Not covered:
 processes handed to a service manager (systemd-run, at, a container
 runtime) or started on other hosts, which were never COMMAND's
 descendants; processes below a subreaper of their own inside COMMAND; off
-Linux, processes that left the group.
+Linux, processes that left the group. Being in a process group of its own,
+COMMAND is not in the terminal's foreground: reading from the terminal
+stops it (SIGTTIN), so zklock is not for interactive commands.
 
 Signals: SIGHUP, SIGINT, SIGQUIT, SIGTERM and the other catchable
 terminating signals (SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGXCPU, SIGXFSZ,
