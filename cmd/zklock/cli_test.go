@@ -3,8 +3,10 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -254,4 +256,38 @@ func TestREADMETellsTheTruth(t *testing.T) {
 	assert.Contains(t, readme, "make demo   # a live demo: workers contend for a lock, one holder is cut off")
 	assert.Regexp(t, `context\.WithTimeout\(ctx, [^)]+\)\ns, err := zklock\.Connect\(cctx`, readme, "the quick start's Connect has a deadline")
 	assert.NotContains(t, readme, "go install github.com/zklock/zklock/cmd/zklock@latest\n", "the published install line is not given as working yet")
+}
+
+// TestIntegration_BenchForOperators: a short bench on the test server
+// queues no 10,000 waiters unless asked, keeps within its duration, prints
+// no project goals and no ratio legend without a baseline, says what its
+// counts count, and writes JSON to standard output with --json -.
+func TestIntegration_BenchForOperators(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*zktest.Timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "--servers", strings.Join(zc.Direct(), ","),
+		"bench", "--duration", "300ms", "--sessions", "2", "--json", "-")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, "stderr: %s", stderr.String())
+	var rep struct {
+		Started, Finished time.Time
+		Memory            *json.RawMessage `json:"memory"`
+		Failover          struct{ Handovers int }
+	}
+	require.NoError(t, json.Unmarshal(out, &rep), "standard output is the JSON alone")
+	assert.Nil(t, rep.Memory, "no memory scenario unless --memory")
+	took := rep.Finished.Sub(rep.Started)
+	t.Logf("bench with --duration 300ms took %v", took)
+	// Five timed scenarios, each bounded by the duration, plus warm-ups and
+	// setup: far below the minute a 10,000-waiter queue takes.
+	assert.Less(t, took, 20*time.Second, "the duration bounds every scenario")
+	table := stderr.String()
+	assert.Contains(t, table, fmt.Sprintf("failover, %d handovers", rep.Failover.Handovers))
+	assert.NotContains(t, table, "target")
+	assert.NotContains(t, table, "ratio", "the ratio legend comes with --baseline")
+	assert.NotContains(t, table, "memory,")
 }
