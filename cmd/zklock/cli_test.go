@@ -109,10 +109,17 @@ func TestIntegration_ExitStatusByCause(t *testing.T) {
 	admin := zc.Admin(t)
 	_, err := admin.Create(root+"/guarded", nil, 0, zk.DigestACL(zk.PermAll, "u", "p"))
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = admin.Delete(root+"/guarded", -1) })
+	t.Cleanup(func() {
+		require.NoError(t, admin.AddAuth("digest", []byte("u:p")))
+		_ = admin.Delete(root+"/guarded/x", -1)
+		_ = admin.Delete(root+"/guarded", -1)
+	})
 	_, err = admin.Create(root+"/eph", nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = admin.Delete(root+"/eph", -1) })
+
+	p := startEnv(t, []string{"ZKLOCK_AUTH=u:p"}, binary, "--servers", servers, "lock", root+"/guarded/x", "--", "true")
+	assert.Equal(t, 0, p.wait(t), "with $ZKLOCK_AUTH the ACL lets zklock in; stderr: %s", p.stderr.String())
 
 	for _, tc := range []struct {
 		args []string

@@ -24,8 +24,14 @@ func commandAttr() *syscall.SysProcAttr {
 }
 
 // selfExe is the path that starts zklock's own executable again, even if
-// the file was replaced or removed since zklock started.
-func selfExe() (string, error) { return "/proc/self/exe", nil }
+// the file was replaced or removed since zklock started; without /proc,
+// the path zklock was started from.
+func selfExe() (string, error) {
+	if _, err := os.Stat("/proc/self/exe"); err == nil {
+		return "/proc/self/exe", nil
+	}
+	return os.Executable()
+}
 
 // children lists the guardian's children: from each thread's children
 // file where the kernel has them, else by a scan of every process's parent.

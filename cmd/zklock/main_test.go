@@ -57,7 +57,16 @@ func start(t *testing.T, args ...string) *proc {
 // startProg starts prog, which runs zklock in its stead (exec).
 func startProg(t *testing.T, prog string, args ...string) *proc {
 	t.Helper()
+	return startEnv(t, nil, prog, args...)
+}
+
+// startEnv starts prog with env added to the test's environment.
+func startEnv(t *testing.T, env []string, prog string, args ...string) *proc {
+	t.Helper()
 	p := &proc{cmd: exec.Command(prog, args...), done: make(chan struct{})}
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	p.cmd.Stderr = &p.stderr
 	require.NoError(t, p.cmd.Start())
 	go func() {
