@@ -64,11 +64,13 @@ start it exits 64 saying what fits; for a later session it stops and exits
 64. It never shortens either one silently.
 
 The rule also assumes T is at least 5 ticks of the servers' tickTime
-(tickTime is 2s by default, so T >= 10s, the default). zklock warns when
-the server raised T to its minimum (2 ticks unless minSessionTimeout is
-set). ZooKeeper does not tell clients its tickTime, so when the server
-grants what was asked, zklock cannot check this: ask for 5 ticks or more,
-or add (tickTime - T/5) to --loss-margin.
+(tickTime is 2s by default, so T >= 10s, the default). zklock asks the
+server for its tickTime with the "conf" four-letter word and warns if T is
+shorter; but servers answer "conf" only if 4lw.commands.whitelist allows it
+(by default it allows "srvr" alone). Otherwise zklock warns only when the
+server raised T to its minimum (2 ticks unless minSessionTimeout is set);
+when the server grants what was asked, zklock cannot tell. Ask for 5 ticks
+or more, or add (tickTime - T/5) to --loss-margin.
 
 Flags:
   --timeout D      give up waiting after D and exit 75 (default: wait forever)

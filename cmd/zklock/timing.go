@@ -6,6 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -90,7 +93,7 @@ func connectHold(ctx context.Context, g *globals, tm *timing) (s *zklock.Session
 			s.Close()
 			return nil, 0, 0, usagef("%v", err)
 		case want == margin:
-			warnTicks(g.stderr, tm.requested, t)
+			warnTicks(g.stderr, tm.requested, t, s.Server())
 			return s, grace, margin, nil
 		}
 		s.Close()
@@ -99,17 +102,57 @@ func connectHold(ctx context.Context, g *globals, tm *timing) (s *zklock.Session
 	return nil, 0, 0, &exitError{exitSoftware, "ZooKeeper granted a different session timeout to each of three sessions; check that the servers share one configuration"}
 }
 
-// warnTicks warns when the server raised the session timeout: it then
-// granted its minSessionTimeout, two ticks unless configured otherwise,
-// below the five ticks the loss deadline assumes. When the server grants
-// what was asked, zklock cannot tell: ZooKeeper does not tell clients its
+// warnTicks warns when the granted timeout t is known to be below the
+// five ticks the loss deadline assumes. The server's tickTime is known
+// when it answers the "conf" four-letter word (not allowed by default:
+// 4lw.commands.whitelist). Otherwise only a raised timeout says something:
+// the server then granted its minSessionTimeout, two ticks unless
+// configured otherwise. When the server grants what was asked and does not
+// answer "conf", zklock cannot tell: ZooKeeper does not tell clients its
 // tickTime.
-func warnTicks(stderr io.Writer, requested, t time.Duration) {
+func warnTicks(stderr io.Writer, requested, t time.Duration, server string) {
+	if tick := tickTime(server); tick > 0 {
+		if t < 5*tick {
+			fmt.Fprintf(stderr, "zklock: warning: the session timeout %v is %.1f ticks of the server's tickTime %v; "+
+				"the loss deadline assumes at least 5 ticks: ask for %v or more, or add %v to --loss-margin\n",
+				t, float64(t)/float64(tick), tick, 5*tick, tick-t/5)
+		}
+		return
+	}
 	if t > requested {
 		fmt.Fprintf(stderr, "zklock: warning: ZooKeeper raised the session timeout from %v to %v, its minimum, which is 2 ticks unless the server sets minSessionTimeout; "+
 			"the loss deadline assumes at least 5 ticks: ask for %v or more, or add (tickTime - %v) to --loss-margin\n",
 			requested, t, t*5/2, t/5)
 	}
+}
+
+// confTimeout bounds the "conf" four-letter word.
+const confTimeout = time.Second
+
+// tickTime asks server for its tickTime with the "conf" four-letter word;
+// 0 if it does not say.
+func tickTime(server string) time.Duration {
+	if server == "" {
+		return 0
+	}
+	c, err := net.DialTimeout("tcp", server, confTimeout)
+	if err != nil {
+		return 0
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(confTimeout))
+	if _, err := io.WriteString(c, "conf"); err != nil {
+		return 0
+	}
+	b, _ := io.ReadAll(io.LimitReader(c, 64<<10))
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "tickTime="); ok {
+			if ms, err := strconv.Atoi(v); err == nil && ms > 0 {
+				return time.Duration(ms) * time.Millisecond
+			}
+		}
+	}
+	return 0
 }
 
 // watchTimeouts checks every later ZooKeeper session of s against the
@@ -172,7 +215,9 @@ func checkSession(s *zklock.Session, tm *timing, margin time.Duration, stderr io
 			"a new ZooKeeper session was granted a session timeout of %v, for which the loss margin %v fixed at start does not fit (it needs %v); check that the servers share one configuration",
 			t, margin, want)}
 	}
-	warnTicks(stderr, tm.requested, t)
+	if stderr != io.Discard {
+		warnTicks(stderr, tm.requested, t, s.Server())
+	}
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -69,17 +70,34 @@ func TestIntegration_TimingUsesGrantedTimeout(t *testing.T) {
 	assert.NotContains(t, p.stderr.String(), "warning", "a timeout lowered to the server's maximum is not below five ticks")
 }
 
-// TestIntegration_WarnsBelowFiveTicks asks for less than the server's
-// minimum session timeout (2 ticks): zklock says the timing rule's
-// precondition does not hold.
+// TestIntegration_WarnsBelowFiveTicks: the test server (tickTime 200ms)
+// answers "conf", so zklock knows a 600ms timeout is 3 ticks and says so;
+// 10s (50 ticks) draws no warning.
 func TestIntegration_WarnsBelowFiveTicks(t *testing.T) {
 	integration(t)
 	zc := zktest.Shared(t)
 	root := zc.Root(t)
-	p := start(t, "--servers", strings.Join(zc.Servers(), ","), "--session-timeout", "100ms", "lock", root+"/a", "--", "true")
+	p := start(t, "--servers", strings.Join(zc.Servers(), ","), "--session-timeout", "600ms", "lock", root+"/a", "--", "true")
 	assert.Equal(t, 0, p.wait(t), "stderr: %s", p.stderr.String())
-	assert.Regexp(t, regexp.MustCompile(`warning: ZooKeeper raised the session timeout from 100ms to \S+, its minimum`), p.stderr.String())
-	assert.Contains(t, p.stderr.String(), "5 ticks")
+	assert.Contains(t, p.stderr.String(), "warning: the session timeout 600ms is 3.0 ticks of the server's tickTime 200ms")
+	assert.Contains(t, p.stderr.String(), "ask for 1s or more")
+
+	p = start(t, "--servers", strings.Join(zc.Servers(), ","), "lock", root+"/a", "--", "true")
+	assert.Equal(t, 0, p.wait(t), "stderr: %s", p.stderr.String())
+	assert.NotContains(t, p.stderr.String(), "warning")
+}
+
+func TestWarnTicksWithoutConf(t *testing.T) {
+	var b bytes.Buffer
+	warnTicks(&b, 100*time.Millisecond, 4*time.Second, "")
+	assert.Contains(t, b.String(), "raised the session timeout from 100ms to 4s, its minimum, which is 2 ticks")
+	assert.Contains(t, b.String(), "ask for 10s or more")
+	b.Reset()
+	warnTicks(&b, 10*time.Second, 10*time.Second, "")
+	assert.Empty(t, b.String(), "a granted request says nothing about tickTime")
+	b.Reset()
+	warnTicks(&b, 30*time.Second, 20*time.Second, "")
+	assert.Empty(t, b.String(), "lowered to the maximum (20 ticks by default)")
 }
 
 // TestHelpExamplesMeetFiveTicks: every --session-timeout in the help texts
