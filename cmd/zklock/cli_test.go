@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -297,4 +298,35 @@ func TestIntegration_BenchForOperators(t *testing.T) {
 	assert.NotContains(t, table, "target")
 	assert.NotContains(t, table, "ratio", "the ratio legend comes with --baseline")
 	assert.NotContains(t, table, "memory,")
+}
+
+func TestParseArgs(t *testing.T) {
+	for _, tc := range []struct {
+		args      []string
+		pos, rest []string
+		timeout   time.Duration
+	}{
+		{[]string{"/a", "--", "true"}, []string{"/a"}, []string{"true"}, 0},
+		{[]string{"/a", "true", "--timeout", "1s"}, []string{"/a"}, []string{"true", "--timeout", "1s"}, 0},
+		{[]string{"/a", "--timeout", "1s", "--", "true"}, []string{"/a"}, []string{"true"}, time.Second},
+		{[]string{"--timeout", "1s", "/a", "sh", "-c", "x"}, []string{"/a"}, []string{"sh", "-c", "x"}, time.Second},
+		{[]string{"--", "/a", "--timeout"}, []string{"/a"}, []string{"--timeout"}, 0},
+		{[]string{"/a", "--timeout=2s"}, []string{"/a"}, nil, 2 * time.Second},
+		{[]string{"/a", "--", "--", "x"}, []string{"/a"}, []string{"--", "x"}, 0},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			g := &globals{serversRaw: "127.0.0.1", sessionTimeout: 10 * time.Second, stdout: io.Discard, stderr: io.Discard}
+			fs := newFlags(g, "lock", lockUsage)
+			timeout := fs.Duration("timeout", 0, "")
+			pos, rest, err := parseArgs(fs, tc.args, 1)
+			require.NoError(t, err)
+			assert.Equal(t, tc.pos, pos)
+			if len(tc.rest) == 0 {
+				assert.Empty(t, rest)
+			} else {
+				assert.Equal(t, tc.rest, rest)
+			}
+			assert.Equal(t, tc.timeout, *timeout)
+		})
+	}
 }
