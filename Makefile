@@ -1,4 +1,6 @@
-# make demo   runs the demo against a ZooKeeper it finds or starts
+# make demo   runs examples/contention (workers contend for a lock; one holder
+#             is cut off and loses it) against a ZooKeeper it finds or starts;
+#             DEMO_FLAGS passes flags to it, e.g. DEMO_FLAGS="-duration 6s"
 # make test   runs every test (unit and integration, with the race detector)
 # See scripts/with-zookeeper for where ZooKeeper comes from.
 
@@ -7,11 +9,13 @@ TEST_FLAGS ?= -race -count=1 -timeout 45m
 
 .PHONY: demo test unit lint
 
+DEMO_FLAGS ?=
+
 demo:
-	./scripts/with-zookeeper $(GO) run ./examples/session
+	./scripts/with-zookeeper $(GO) run ./examples/contention $(DEMO_FLAGS)
 
 test:
-	./scripts/with-zookeeper $(GO) test $(TEST_FLAGS) ./...
+	./scripts/with-zookeeper --tests $(GO) test $(TEST_FLAGS) ./...
 
 unit:
 	$(GO) test -short $(TEST_FLAGS) ./...

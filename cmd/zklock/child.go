@@ -1,17 +1,38 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
 
-// acquire runs take (a Lock or a Campaign) until it returns, or until
-// SIGINT or SIGTERM arrives: then it cancels take, gives back whatever take
-// got with release, and reports the interruption.
+// signals delivers the terminating signals sent to zklock (see
+// terminating) that were not ignored when it started; stop releases them.
+func signals() (<-chan os.Signal, func()) {
+	ch := make(chan os.Signal, 8)
+	signal.Notify(ch, catchable()...)
+	return ch, func() { signal.Stop(ch) }
+}
+
+func interrupted(sig os.Signal) error {
+	n := 0
+	if s, ok := sig.(syscall.Signal); ok {
+		n = int(s)
+	}
+	return &exitError{128 + n, fmt.Sprintf("interrupted by %v before COMMAND started", sig)}
+}
+
+// acquire runs take (a Lock or a Campaign) until it returns, or until a
+// terminating signal arrives: then it cancels take, gives back whatever
+// take got with release, and reports the interruption.
 func acquire(ctx context.Context, sigs <-chan os.Signal, take func(context.Context) error, release func()) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -30,59 +51,139 @@ func acquire(ctx context.Context, sigs <-chan os.Signal, take func(context.Conte
 	}
 }
 
-// supervise waits for COMMAND to exit, forwarding SIGINT and SIGTERM to it,
-// or for the hold to end first, in which case it stops COMMAND (SIGTERM,
-// then SIGKILL after grace). It reports whether the hold ended first.
-func supervise(c *child, held <-chan struct{}, sigs <-chan os.Signal, grace time.Duration) (lost bool) {
+// outcome says how supervise ended.
+type outcome int
+
+const (
+	exited      outcome = iota // COMMAND exited by itself
+	stoppedLost                // the hold ended first; COMMAND was stopped
+	stoppedSig                 // zklock got a terminating signal; COMMAND was stopped
+)
+
+// supervise waits for COMMAND and everything it started to exit. If the
+// hold ends first (held closes), it stops them: SIGTERM, then SIGKILL after
+// grace. A terminating signal sent to zklock is forwarded to COMMAND's
+// process group, which then gets the same grace before SIGKILL; later
+// signals are forwarded too.
+func supervise(c *child, held <-chan struct{}, sigs <-chan os.Signal, grace time.Duration) outcome {
+	var graceC <-chan time.Time
 	for {
 		select {
 		case <-c.done:
-			return false
+			return exited
 		case sig := <-sigs:
-			c.signal(sig.(syscall.Signal))
+			c.signal(sig)
+			if graceC == nil {
+				t := time.NewTimer(grace)
+				defer t.Stop()
+				graceC = t.C
+			}
+		case <-graceC:
+			c.kill()
+			<-c.done
+			return stoppedSig
 		case <-held:
 			c.stop(grace)
-			return true
+			return stoppedLost
 		}
 	}
 }
 
-// child is COMMAND, run in its own process group so that stopping it stops
-// everything it started.
+// child is COMMAND run under a guardian (see guardianName): COMMAND is in
+// a process group of its own, and closing lifeline, or zklock's death,
+// makes the guardian kill everything COMMAND started.
 type child struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed once it has exited
-	err  error         // its Wait error; read after done
+	cmd      *exec.Cmd // the guardian
+	lifeline *os.File  // write end; closed by kill
+	pgid     int       // COMMAND's pid and process group
+	done     chan struct{}
+	err      error          // the guardian's Wait error; read after done
+	killed   syscall.Signal // the signal that killed the guardian, if one did; read after done
 }
 
-// startChild runs argv with zklock's stdio and extra environment. The
-// child gets SIGKILL if zklock itself dies (Linux parent-death signal), so
-// a killed zklock never leaves COMMAND running without the lock.
-func startChild(argv, env []string) (*child, error) {
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+// startErr is a COMMAND that could not be started.
+type startErr struct {
+	code int
+	msg  string
+}
+
+func (e *startErr) Error() string { return e.msg }
+
+// startChild runs argv under a guardian with zklock's stdio and extra
+// environment. What COMMAND leaves running after it exits gets SIGTERM,
+// then SIGKILL after grace; the child is done when all of it is gone.
+func startChild(argv, env []string, grace time.Duration) (*child, error) {
+	exe, err := selfExe()
+	if err != nil {
 		return nil, err
 	}
-	c := &child{cmd: cmd, done: make(chan struct{})}
-	// Owner: the child value. Ends when the process exits; every caller
-	// waits on c.done before reading c.err.
+	lr, lw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	rr, rw, err := os.Pipe()
+	if err != nil {
+		lr.Close()
+		lw.Close()
+		return nil, err
+	}
+	defer rr.Close()
+	cmd := exec.Command(exe)
+	cmd.Args = append([]string{guardianName, grace.String()}, argv...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), env...)
+	cmd.ExtraFiles = []*os.File{lr, rw} // lifelineFD, reportFD
+	// Its own group: signals for zklock's terminal reach zklock alone,
+	// which decides what COMMAND gets.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	err = cmd.Start()
+	lr.Close()
+	rw.Close()
+	if err != nil {
+		lw.Close()
+		return nil, err
+	}
+	c := &child{cmd: cmd, lifeline: lw, done: make(chan struct{})}
+	line, _ := bufio.NewReader(rr).ReadString('\n')
+	kind, rest, _ := strings.Cut(strings.TrimSpace(line), " ")
+	if kind == "pid" {
+		c.pgid, err = strconv.Atoi(rest)
+	}
+	if kind != "pid" || err != nil {
+		lw.Close()
+		werr := cmd.Wait()
+		if kind == "error" {
+			return nil, &startErr{cmd.ProcessState.ExitCode(), rest}
+		}
+		return nil, fmt.Errorf("%s: no report (%v)", guardianName, werr)
+	}
+	// Owner: the child value. Ends when the guardian exits, which it does
+	// once COMMAND and all it started are gone; callers wait on c.done.
 	go func() {
 		c.err = cmd.Wait()
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			// The guardian was killed: COMMAND's group is left to us.
+			c.killed = ws.Signal()
+			_ = syscall.Kill(-c.pgid, syscall.SIGKILL)
+		}
+		c.lifeline.Close()
 		close(c.done)
 	}()
 	return c, nil
 }
 
-// signal sends sig to the child's process group.
-func (c *child) signal(sig syscall.Signal) {
-	_ = syscall.Kill(-c.cmd.Process.Pid, sig)
+// signal has the guardian forward sig to COMMAND's process group.
+func (c *child) signal(sig os.Signal) {
+	_ = c.cmd.Process.Signal(sig)
 }
 
-// stop sends SIGTERM to the process group, then SIGKILL if it has not
-// exited after grace, and waits for it.
+// kill has the guardian kill COMMAND and everything it started at once.
+func (c *child) kill() {
+	c.lifeline.Close()
+}
+
+// stop sends SIGTERM to COMMAND's process group, then kills everything
+// COMMAND started if it has not all exited after grace, and waits.
 func (c *child) stop(grace time.Duration) {
 	c.signal(syscall.SIGTERM)
 	t := time.NewTimer(grace)
@@ -90,34 +191,41 @@ func (c *child) stop(grace time.Duration) {
 	select {
 	case <-c.done:
 	case <-t.C:
-		c.signal(syscall.SIGKILL)
+		c.kill()
 		<-c.done
 	}
-	// Reap stragglers the leader of the group left behind.
-	c.signal(syscall.SIGKILL)
 }
 
-// status returns the child's exit status, shells' way: 128+N if killed by
-// signal N.
+// status returns COMMAND's exit status, the shell's way: 128+N if killed
+// by signal N.
 func (c *child) status() int {
 	<-c.done
-	var ee *exec.ExitError
-	if errors.As(c.err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal())
-		}
-		return ee.ExitCode()
-	}
-	if c.err != nil {
+	ps := c.cmd.ProcessState
+	if ps == nil {
 		return exitSoftware
 	}
-	return 0
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok {
+		return shellStatus(ws)
+	}
+	return ps.ExitCode()
 }
 
-// exitWith turns the child's status into zklock's result.
+// exitWith turns COMMAND's status into zklock's result.
 func (c *child) exitWith() error {
-	if st := c.status(); st != 0 {
+	if st := c.status(); c.killed != 0 {
+		return &exitError{st, fmt.Sprintf("COMMAND's guardian process was killed (%v); COMMAND's process group was killed with it", c.killed)}
+	} else if st != 0 {
 		return &exitError{code: st}
 	}
 	return nil
+}
+
+// cannotRun reports a COMMAND that did not start: 127 if it was not found,
+// 126 if it could not be executed, as shells do.
+func cannotRun(name string, err error) error {
+	var se *startErr
+	if errors.As(err, &se) {
+		return &exitError{se.code, fmt.Sprintf("cannot run %s: %s", name, se.msg)}
+	}
+	return &exitError{exitSoftware, fmt.Sprintf("cannot run %s: %v", name, err)}
 }

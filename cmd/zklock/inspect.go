@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os/signal"
 	"strings"
 	"text/tabwriter"
 
@@ -13,69 +15,128 @@ import (
 	"github.com/zklock/zklock/internal/seqnode"
 )
 
-const leaderUsage = `Usage: zklock [global flags] leader PATH
+const leaderUsage = `Usage: zklock [global flags] leader [--json] [--watch] PATH
 
 Prints the value of the current leader of the election at PATH (zklock
 elect, zklock's Election, or a Curator LeaderLatch). Exits 75 if there is
-no leader.
+no leader, 66 if PATH does not exist.
 
-Example:
+Flags:
+  --json    print {"value": ..., "node": ..., "token": ...} instead of the value
+  --watch   keep printing: one line for each new leader, until interrupted
+            (SIGINT, SIGTERM); times without a leader print nothing
+
+Examples:
   zklock leader /services/scheduler/leader
+  zklock leader --watch --json /services/scheduler/leader
 `
 
-const holdersUsage = `Usage: zklock [global flags] holders PATH
+const holdersUsage = `Usage: zklock [global flags] holders [--json] PATH
 
 Lists the contenders of the lock or election at PATH in queue order, the
 holder (or leader) first: position, node name, owner session and node data.
 Nodes of zklock, Curator (mutexes, read/write locks, leader latches), kazoo
-and go-zookeeper are listed; other children are not.
+and go-zookeeper are listed; other children are not. A free lock prints the
+header alone; a PATH that does not exist is an error (exit 66).
+
+Flags:
+  --json    print a JSON array of {"pos", "node", "session", "data"}
 
 Example:
   zklock holders /locks/backup
 `
 
-func onePath(g *globals, name, usage string, args []string) (string, error) {
-	fs := newFlags(g, name, usage)
-	if err := parseFlags(fs, args); err != nil {
+// inspectArgs parses the flags and the one PATH of leader and holders.
+func inspectArgs(fs *flags, args []string) (string, error) {
+	name := fs.Name()
+	pos, rest, err := parseArgs(fs, args, 1)
+	if err != nil {
 		return "", err
 	}
-	if fs.NArg() != 1 {
-		return "", usagef("%s: want exactly one PATH, got %d arguments", name, fs.NArg())
+	if len(pos) != 1 || len(rest) > 0 {
+		return "", usagef("%s: want exactly one PATH, got %d arguments", name, len(pos)+len(rest))
 	}
-	p := fs.Arg(0)
-	if !strings.HasPrefix(p, "/") {
-		return "", usagef("%s: PATH %q must be an absolute ZooKeeper path", name, p)
+	if !strings.HasPrefix(pos[0], "/") {
+		return "", usagef("%s: PATH %q must be an absolute ZooKeeper path", name, pos[0])
 	}
-	return p, nil
+	return pos[0], nil
+}
+
+// mustExist distinguishes a PATH that does not exist from a free one.
+func mustExist(ctx context.Context, s *zklock.Session, name, path string) ([]string, error) {
+	kids, err := s.Children(ctx, path)
+	if err != nil {
+		return nil, opError(name, path, err)
+	}
+	return kids, nil
+}
+
+// leaderJSON is one leader for --json.
+type leaderJSON struct {
+	Value string `json:"value"`
+	Node  string `json:"node"`
+	Token int64  `json:"token"`
 }
 
 func leaderCmd(g *globals, args []string) error {
-	path, err := onePath(g, "leader", leaderUsage, args)
+	fs := newFlags(g, "leader", leaderUsage)
+	asJSON := fs.Bool("json", false, "")
+	watch := fs.Bool("watch", false, "")
+	path, err := inspectArgs(fs, args)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*g.sessionTimeout)
-	defer cancel()
+	print := func(t zklock.Term) error {
+		if *asJSON {
+			return json.NewEncoder(g.stdout).Encode(leaderJSON{string(t.Value), t.Key, t.Token})
+		}
+		_, err := fmt.Fprintf(g.stdout, "%s\n", t.Value)
+		return err
+	}
+	ctx := context.Background()
 	s, err := connect(ctx, g)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	v, err := zklock.NewElection(s, path).Leader(ctx)
-	switch {
-	case errors.Is(err, zklock.ErrNoLeader):
-		return &exitError{exitNotAcquired, fmt.Sprintf("no leader on %s", path)}
-	case errors.Is(err, zklock.ErrInvalidPath):
-		return usagef("leader: %v", err)
-	case err != nil:
-		return &exitError{exitUnavailable, fmt.Sprintf("leader %s: %v", path, err)}
+	rctx, cancel := context.WithTimeout(ctx, 2*g.sessionTimeout)
+	defer cancel()
+	if _, err := mustExist(rctx, s, "leader", path); err != nil {
+		return err
 	}
-	fmt.Fprintf(g.stdout, "%s\n", v.Value)
+	e := zklock.NewElection(s, path)
+	if !*watch {
+		t, err := e.Leader(rctx)
+		switch {
+		case errors.Is(err, zklock.ErrNoLeader):
+			return &exitError{exitNotAcquired, fmt.Sprintf("no leader on %s", path)}
+		case err != nil:
+			return opError("leader", path, err)
+		}
+		return print(t)
+	}
+	wctx, stop := signal.NotifyContext(ctx, catchable()...)
+	defer stop()
+	for t := range e.Observe(wctx) {
+		if err := print(t); err != nil {
+			return &exitError{exitSoftware, fmt.Sprintf("leader: writing: %v", err)}
+		}
+	}
 	return nil
 }
 
+// holderJSON is one contender for --json.
+type holderJSON struct {
+	Pos     int    `json:"pos"`
+	Node    string `json:"node"`
+	Session string `json:"session"`
+	Data    string `json:"data"`
+}
+
 func holdersCmd(g *globals, args []string) error {
-	path, err := onePath(g, "holders", holdersUsage, args)
+	fs := newFlags(g, "holders", holdersUsage)
+	asJSON := fs.Bool("json", false, "")
+	path, err := inspectArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -86,28 +147,30 @@ func holdersCmd(g *globals, args []string) error {
 		return err
 	}
 	defer s.Close()
-	kids, err := s.Children(ctx, path)
-	switch {
-	case errors.Is(err, zk.ErrNoNode):
-		kids = nil
-	case errors.Is(err, zklock.ErrInvalidPath):
-		return usagef("holders: %v", err)
-	case err != nil:
-		return &exitError{exitUnavailable, fmt.Sprintf("holders %s: %v", path, err)}
+	kids, err := mustExist(ctx, s, "holders", path)
+	if err != nil {
+		return err
 	}
-	w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "POS\tNODE\tSESSION\tDATA")
-	pos := 0
+	rows := []holderJSON{}
 	for _, n := range seqnode.Contenders(kids, func(seqnode.Kind) bool { return true }) {
 		data, st, err := s.Get(ctx, strings.TrimSuffix(path, "/")+"/"+n.Name)
 		if errors.Is(err, zk.ErrNoNode) {
 			continue // gone since the listing
 		}
 		if err != nil {
-			return &exitError{exitUnavailable, fmt.Sprintf("holders %s: %v", path, err)}
+			return opError("holders", path, err)
 		}
-		fmt.Fprintf(w, "%d\t%s\t0x%x\t%s\n", pos, n.Name, st.EphemeralOwner, printable(data))
-		pos++
+		rows = append(rows, holderJSON{len(rows), n.Name, fmt.Sprintf("0x%x", st.EphemeralOwner), string(data)})
+	}
+	if *asJSON {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "POS\tNODE\tSESSION\tDATA")
+	for _, r := range rows {
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\n", r.Pos, r.Node, r.Session, printable([]byte(r.Data)))
 	}
 	return w.Flush()
 }

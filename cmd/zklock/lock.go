@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
-	"time"
 
 	"github.com/zklock/zklock"
 )
@@ -21,45 +21,81 @@ COMMAND gets zklock's stdin, stdout and stderr, and in its environment:
   ZKLOCK_TOKEN  the fencing token (decimal): it strictly increases across
                 holders; pass it to the resource and reject lower ones
 
-SIGINT and SIGTERM sent to zklock are forwarded to COMMAND's process group;
-the lock is released after COMMAND exits.
+Processes: COMMAND runs in a process group of its own, as the child of a
+small guardian process (zklock's own executable) that kills whatever
+COMMAND started when zklock ends, however it ends: SIGKILL and the OOM
+killer included. When COMMAND exits, what it left running gets SIGTERM,
+then SIGKILL after --grace, before the lock is released. On Linux the
+guardian is a child subreaper, so this also covers processes that left the
+group (setsid, setpgid) and daemons that forked twice. Not covered:
+processes handed to a service manager (systemd-run, at, a container
+runtime) or started on other hosts, which were never COMMAND's
+descendants; processes below a subreaper of their own inside COMMAND; off
+Linux, processes that left the group. Being in a process group of its own,
+COMMAND is not in the terminal's foreground: reading from the terminal
+stops it (SIGTTIN), so zklock is not for interactive commands.
+
+Signals: SIGHUP, SIGINT, SIGQUIT, SIGTERM and the other catchable
+terminating signals (SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGXCPU, SIGXFSZ,
+SIGVTALRM) sent to zklock are forwarded to COMMAND's process group, which
+gets --grace to exit before everything COMMAND started is killed; then the
+lock is released and zklock exits with COMMAND's status. Further signals
+are forwarded too. A signal ignored when zklock started (SIGHUP under nohup)
+stays ignored, by COMMAND too.
 
 If the lock is lost while COMMAND runs (session expiry, a connection down
 too long, the node deleted by an operator), COMMAND's process group gets
-SIGTERM, then SIGKILL after --grace, and zklock exits 76. Timing rule: a
-session cut off from the ZooKeeper leader declares the lock lost at
+SIGTERM, then everything COMMAND started gets SIGKILL after --grace, and
+zklock exits 76.
+
+Timing rule. Let T be the session timeout ZooKeeper granted: the server
+clamps the one asked for (--session-timeout) to its minSessionTimeout and
+maxSessionTimeout. A session cut off from the ZooKeeper leader declares the
+lock lost at
   (send time of the last sync the leader answered, less recent answer gaps)
-    + session timeout - 0.225 session timeout - (grace + session timeout/10)
-where 0.225 session timeout allows for the leader's view lagging (see the
-zklock package documentation), so COMMAND is killed at least a tenth of the
-session timeout before the leader could expire the session and hand the
-lock to anyone else. Hence
---grace must not exceed 4/10 of --session-timeout. (An operator deleting
-the node hands the lock over at once; COMMAND is stopped as fast as it can.)
+    + T - 0.225 T - (--grace + --loss-margin)
+where 0.225 T allows for the leader's view lagging (see the zklock package
+documentation). So everything COMMAND started is dead --loss-margin before
+the leader could expire the session and hand the lock to anyone else. (An
+operator deleting the node hands the lock over at once; COMMAND is stopped
+as fast as it can be.) --grace plus --loss-margin must fit in T/2. zklock
+checks this against the T granted to each ZooKeeper session it makes: at
+start it exits 64 saying what fits; for a later session it stops and exits
+64. It never shortens either one silently.
+
+The rule also assumes T is at least 5 ticks of the servers' tickTime
+(tickTime is 2s by default, so T >= 10s, the default). zklock asks the
+server for its tickTime with the "conf" four-letter word and warns if T is
+shorter; but servers answer "conf" only if 4lw.commands.whitelist allows it
+(by default it allows "srvr" alone). Otherwise zklock warns only when the
+server raised T to its minimum (2 ticks unless minSessionTimeout is set);
+when the server grants what was asked, zklock cannot tell. Ask for 5 ticks
+or more, or add (tickTime - T/5) to --loss-margin.
 
 Flags:
-  --timeout D   give up waiting after D and exit 75 (default: wait forever)
-  --nonblock    do not wait: exit 75 at once if anyone holds or waits for the lock
-  --grace D     time between SIGTERM and SIGKILL when the lock is lost (default 2s,
-                or 4/10 of --session-timeout if less)
-  --data S      node data, shown by "zklock holders" (default host:pid)
+  --timeout D      give up waiting after D and exit 75 (default: wait forever)
+  --nonblock       do not wait: exit 75 at once if anyone holds or waits for the lock
+  --grace D        time between SIGTERM and SIGKILL when COMMAND must stop
+                   (default 2s, or T/2 - --loss-margin if less)
+  --loss-margin D  how long before the earliest possible expiry everything
+                   COMMAND started is dead: clock-rate differences between
+                   hosts, network delay, the kill itself (default T/10)
+  --data S         node data, shown by "zklock holders" (default host:pid)
 
 Examples:
   zklock lock /locks/backup -- /usr/local/bin/backup --full
   zklock --servers zk1:2181,zk2:2181 lock --timeout 30s /locks/migrate -- ./migrate.sh
   zklock lock --nonblock /cron/report -- sh -c 'report --token "$ZKLOCK_TOKEN"'
+  zklock --session-timeout 30s lock --grace 10s /locks/reindex -- ./reindex
 `
 
 func lockCmd(g *globals, args []string) error {
 	fs := newFlags(g, "lock", lockUsage)
 	timeout := fs.Duration("timeout", 0, "")
 	nonblock := fs.Bool("nonblock", false, "")
-	grace := fs.Duration("grace", 0, "")
+	timingOf := timingFlags(fs)
 	data := fs.String("data", "", "")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	path, argv, err := pathAndCommand("lock", fs.Args())
+	path, argv, err := pathAndCommand(fs, args)
 	if err != nil {
 		return err
 	}
@@ -69,7 +105,7 @@ func lockCmd(g *globals, args []string) error {
 	case *timeout > 0 && *nonblock:
 		return usagef("lock: use --timeout or --nonblock, not both")
 	}
-	margin, err := lossMargin(g, grace)
+	tm, err := timingOf()
 	if err != nil {
 		return err
 	}
@@ -77,21 +113,23 @@ func lockCmd(g *globals, args []string) error {
 	sigs, stopSignals := signals()
 	defer stopSignals()
 	ctx := context.Background()
-	s, err := connect(ctx, g, zklock.WithLossMargin(margin))
+	s, grace, margin, err := connectHold(ctx, g, tm)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
+	wctx, stopWatch := watchTimeouts(ctx, s, tm, margin, g.stderr)
+	defer stopWatch()
 	var opts []zklock.MutexOption
 	if *data != "" {
 		opts = append(opts, zklock.WithData([]byte(*data)))
 	}
 	m := zklock.NewMutex(s, path, opts...)
 
-	lctx := ctx
+	lctx := wctx
 	if *timeout > 0 {
 		var cancel context.CancelFunc
-		lctx, cancel = context.WithTimeout(ctx, *timeout)
+		lctx, cancel = context.WithTimeout(wctx, *timeout)
 		defer cancel()
 	}
 	take := m.Lock
@@ -99,51 +137,44 @@ func lockCmd(g *globals, args []string) error {
 		take = m.TryLock
 	}
 	err = acquire(lctx, sigs, take, func() { m.Unlock(context.Background()) })
+	if err == nil {
+		// The watch may not have seen the session the lock was taken in.
+		if terr := checkSession(s, tm, margin, io.Discard); terr != nil {
+			m.Unlock(ctx)
+			err = terr
+		}
+	}
 	var ee *exitError
+	var te *timingError
 	switch {
+	case errors.As(err, &te):
+		return &exitError{exitUsage, te.msg + "; COMMAND was not run"}
+	case timingCause(wctx) != nil:
+		return &exitError{exitUsage, timingCause(wctx).msg + "; COMMAND was not run"}
 	case errors.As(err, &ee):
 		return err // interrupted
 	case errors.Is(err, zklock.ErrLocked):
 		return &exitError{exitNotAcquired, fmt.Sprintf("lock %s is held by another process; not waiting (--nonblock)", path)}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &exitError{exitNotAcquired, fmt.Sprintf("lock %s not acquired within --timeout %v; try again later or raise --timeout", path, *timeout)}
-	case errors.Is(err, zklock.ErrInvalidPath):
-		return usagef("lock: %v", err)
 	case err != nil:
-		return &exitError{exitUnavailable, fmt.Sprintf("lock %s: %v", path, err)}
+		return opError("lock", path, err)
 	}
 
 	c, err := startChild(argv, []string{
 		"ZKLOCK_PATH=" + path,
 		"ZKLOCK_NODE=" + m.Key(),
 		"ZKLOCK_TOKEN=" + strconv.FormatInt(m.Token(), 10),
-	})
+	}, grace)
 	if err != nil {
 		m.Unlock(ctx)
-		return &exitError{127, fmt.Sprintf("cannot run %s: %v", argv[0], err)}
+		return cannotRun(argv[0], err)
 	}
-	if supervise(c, m.Done(), sigs, *grace) {
+	if supervise(c, m.Done(), sigs, grace) == stoppedLost {
 		cause := m.Err()
 		m.Unlock(ctx)
-		return &exitError{exitLost, fmt.Sprintf("lost lock %s while COMMAND ran (%v); COMMAND was stopped", path, cause)}
+		return &exitError{exitLost, fmt.Sprintf("lost lock %s while COMMAND ran (%s); COMMAND was stopped", path, lossCause(cause))}
 	}
 	m.Unlock(ctx)
 	return c.exitWith()
-}
-
-// lossMargin sizes the Session's loss margin so that, after the loss
-// signal, COMMAND gets --grace to stop and is still dead a tenth of the
-// session timeout before the leader could expire the session.
-// An unset grace (0) becomes its default.
-func lossMargin(g *globals, grace *time.Duration) (time.Duration, error) {
-	limit := g.sessionTimeout * 4 / 10
-	switch {
-	case *grace == 0:
-		*grace = min(2*time.Second, limit)
-	case *grace < 0:
-		return 0, usagef("--grace %v must be positive", *grace)
-	case *grace > limit:
-		return 0, usagef("--grace %v is too long for --session-timeout %v: at most %v (4/10 of it)", *grace, g.sessionTimeout, limit)
-	}
-	return *grace + g.sessionTimeout/10, nil
 }

@@ -5,12 +5,14 @@
 //
 // Usage:
 //
-//	zklock [--servers host:port,...] [--session-timeout D] <command> ...
-//	  lock    [--timeout D | --nonblock] [--grace D] [--data S] PATH -- COMMAND [ARG...]
-//	  elect   [--id ID] [--grace D] PATH -- COMMAND [ARG...]
-//	  leader  PATH
-//	  holders PATH
+//	zklock [--servers host[:port],...[/chroot]] [--session-timeout D] <command> ...
+//	  lock    [--timeout D | --nonblock] [--grace D] [--loss-margin D] [--data S] PATH -- COMMAND [ARG...]
+//	  elect   [--id ID] [--grace D] [--loss-margin D] PATH -- COMMAND [ARG...]
+//	  leader  [--json] [--watch] PATH
+//	  holders [--json] PATH
 //	  bench   [--duration D] [--sessions N,...] [--baseline] [--json FILE]
+//	  help    [COMMAND]
+//	  version
 //
 // Run "zklock help" or "zklock <command> --help" for details and exit
 // statuses.
@@ -22,10 +24,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
-	"os/signal"
+	"runtime/debug"
+	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/zklock/zklock"
@@ -34,10 +37,12 @@ import (
 // Exit statuses besides COMMAND's own, following sysexits.h where one fits.
 const (
 	exitUsage       = 64 // EX_USAGE: bad flags or arguments
+	exitNoPath      = 66 // EX_NOINPUT: leader or holders on a path that does not exist
 	exitUnavailable = 69 // EX_UNAVAILABLE: ZooKeeper could not be reached
 	exitSoftware    = 70 // EX_SOFTWARE: an unexpected error
 	exitNotAcquired = 75 // EX_TEMPFAIL: the lock was not acquired (timeout, --nonblock), or no leader
 	exitLost        = 76 // the lock or leadership was lost while COMMAND ran; COMMAND was stopped
+	exitNoPerm      = 77 // EX_NOPERM: ZooKeeper refused access (not authenticated, ACL)
 )
 
 const globalUsage = `zklock runs a command under a ZooKeeper lock or while leader.
@@ -51,28 +56,51 @@ Commands:
   leader   print the current leader's value
   holders  list the contenders of a lock or election path, holder first
   bench    measure lock performance on a ZooKeeper ensemble
+  help     print this help, or a command's ("zklock help lock")
+  version  print the module version and VCS revision zklock was built from
 
-Global flags:
-  --servers host:port,...   ZooKeeper servers (default $ZK_SERVERS, else 127.0.0.1:2181)
-  --session-timeout D       ZooKeeper session timeout to request (default 10s)
+Global flags, accepted before or after the command:
+  --servers S          ZooKeeper connect string, as the Java client takes it:
+                       host[:port],host[:port]...[/chroot], port 2181 if omitted;
+                       a /chroot suffix puts every PATH under it (default
+                       $ZK_SERVERS, else 127.0.0.1:2181)
+  --session-timeout D  ZooKeeper session timeout to request (default 10s, 5 ticks of
+                       a default server); the server may grant another, which
+                       lock and elect check (see "zklock lock --help")
+
+Flags of lock, elect, leader and holders may also follow PATH; after
+"--", or from COMMAND's first word on, words are COMMAND's.
 
 Exit statuses:
   COMMAND's own status when it ran to completion
-  64  usage error
-  69  ZooKeeper could not be reached
+  64  usage error: bad flags or arguments, a PATH ZooKeeper rejects, or a
+      session timeout granted by ZooKeeper that --grace and --loss-margin
+      do not fit
+  66  leader or holders: PATH does not exist
+  69  ZooKeeper could not be reached (or stopped answering)
   70  unexpected error
   75  lock not acquired (--timeout passed, or --nonblock and held), or no leader
   76  the lock or leadership was lost while COMMAND ran; COMMAND was stopped
+  77  ZooKeeper refused access to PATH (not authenticated, ACL)
+  126, 127  COMMAND could not be executed, or was not found
   128+N  zklock was interrupted by signal N before COMMAND started
+
+Environment:
+  ZK_SERVERS    default for --servers
+  ZKLOCK_AUTH   user:password: authenticate every ZooKeeper session with the
+                digest scheme (kept out of the command line, where ps shows it)
 
 Run "zklock <command> --help" for a command's flags and examples.
 `
 
 // globals are the flags shared by every command.
 type globals struct {
-	servers        []string
-	serversSet     bool // --servers or $ZK_SERVERS named them
+	serversRaw     string   // --servers or $ZK_SERVERS as given
+	servers        []string // host:port each
+	chroot         string   // the connect string's /chroot suffix, if any
+	serversSet     bool     // --servers or $ZK_SERVERS named them
 	sessionTimeout time.Duration
+	auth           string // $ZKLOCK_AUTH: digest credentials, user:password
 	stderr         io.Writer
 	stdout         io.Writer
 }
@@ -93,6 +121,9 @@ type exitError struct {
 func (e *exitError) Error() string { return e.msg }
 
 func main() {
+	if os.Args[0] == guardianName {
+		os.Exit(guardian(os.Args[1:]))
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -126,41 +157,87 @@ func report(err error, stderr io.Writer) int {
 }
 
 func parseGlobals(args []string, stdout, stderr io.Writer) (*globals, []string, error) {
-	fs := flag.NewFlagSet("zklock", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	def := os.Getenv("ZK_SERVERS")
 	if def == "" {
 		def = "127.0.0.1:2181"
 	}
-	servers := fs.String("servers", def, "")
-	timeout := fs.Duration("session-timeout", 10*time.Second, "")
+	g := &globals{serversRaw: def, sessionTimeout: 10 * time.Second, stdout: stdout, stderr: stderr,
+		serversSet: os.Getenv("ZK_SERVERS") != "", auth: os.Getenv("ZKLOCK_AUTH")}
+	if g.auth != "" && !strings.Contains(g.auth, ":") {
+		return nil, nil, usagef("$ZKLOCK_AUTH must be user:password")
+	}
+	fs := &flags{flag.NewFlagSet("zklock", flag.ContinueOnError), g, globalUsage}
+	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, globalUsage)
-			return nil, nil, err
-		}
-		return nil, nil, usagef("%v", err)
-	}
-	g := &globals{sessionTimeout: *timeout, stdout: stdout, stderr: stderr, serversSet: os.Getenv("ZK_SERVERS") != ""}
-	fs.Visit(func(f *flag.Flag) { g.serversSet = g.serversSet || f.Name == "servers" })
-	for _, s := range strings.Split(*servers, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			g.servers = append(g.servers, s)
-		}
-	}
-	if len(g.servers) == 0 {
-		return nil, nil, usagef("--servers is empty")
-	}
-	if *timeout <= 0 {
-		return nil, nil, usagef("--session-timeout %v must be positive", *timeout)
+	g.define(fs.FlagSet)
+	if err := parseFlags(fs, args); err != nil {
+		return nil, nil, err
 	}
 	return g, fs.Args(), nil
 }
 
+// define adds the global flags to fs: they are accepted before the
+// command and after it, as in Go's own tools.
+func (g *globals) define(fs *flag.FlagSet) {
+	fs.Func("servers", "", func(v string) error {
+		g.serversRaw, g.serversSet = v, true
+		return nil
+	})
+	fs.DurationVar(&g.sessionTimeout, "session-timeout", g.sessionTimeout, "")
+}
+
+// finish checks the global flags once every flag is parsed.
+func (g *globals) finish() error {
+	var err error
+	if g.servers, g.chroot, err = parseConnect(g.serversRaw); err != nil {
+		return err
+	}
+	if g.sessionTimeout <= 0 {
+		return usagef("--session-timeout %v must be positive", g.sessionTimeout)
+	}
+	return nil
+}
+
+// defaultPort is ZooKeeper's client port, for hosts given without one.
+const defaultPort = "2181"
+
+// parseConnect reads a connect string the way the Java client and kazoo
+// do: "host[:port],host[:port]...[/chroot]", 2181 for a host without a
+// port, the chroot applying to every path.
+func parseConnect(s string) (servers []string, chroot string, err error) {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '/'); i >= 0 {
+		s, chroot = s[:i], s[i:]
+		if chroot == "/" {
+			chroot = ""
+		}
+	}
+	for _, h := range strings.Split(s, ",") {
+		if h = strings.TrimSpace(h); h == "" {
+			continue
+		}
+		host, port, err := net.SplitHostPort(h)
+		if err != nil {
+			// No port: a host name, an IPv4 address, or a bracketed IPv6 one.
+			host, port = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), defaultPort
+			if strings.ContainsAny(host, "[]") || (strings.Contains(host, ":") && !strings.HasPrefix(h, "[")) {
+				return nil, "", usagef("--servers: %q is not host, host:port or [IPv6]:port", h)
+			}
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || host == "" {
+			return nil, "", usagef("--servers: %q is not host, host:port or [IPv6]:port", h)
+		}
+		servers = append(servers, net.JoinHostPort(host, port))
+	}
+	if len(servers) == 0 {
+		return nil, "", usagef("--servers is empty")
+	}
+	return servers, chroot, nil
+}
+
 func dispatch(g *globals, args []string) error {
 	if len(args) == 0 {
-		return usagef("missing command: lock, elect, leader, holders or bench")
+		return usagef("missing command: lock, elect, leader, holders, bench, help or version")
 	}
 	cmd, args := args[0], args[1:]
 	switch cmd {
@@ -174,11 +251,55 @@ func dispatch(g *globals, args []string) error {
 		return holdersCmd(g, args)
 	case "bench":
 		return benchCmd(g, args)
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(g.stdout, globalUsage)
+	case "version":
+		if len(args) > 0 {
+			return usagef("version: unexpected arguments %q", args)
+		}
+		fmt.Fprintln(g.stdout, version())
 		return nil
+	case "help", "-h", "-help", "--help":
+		return help(g, args)
 	}
-	return usagef("unknown command %q: want lock, elect, leader, holders or bench", cmd)
+	return usagef("unknown command %q: want lock, elect, leader, holders, bench, help or version", cmd)
+}
+
+// help prints the usage of zklock, or of the one command named.
+func help(g *globals, args []string) error {
+	texts := map[string]string{"lock": lockUsage, "elect": electUsage, "leader": leaderUsage,
+		"holders": holdersUsage, "bench": benchUsage}
+	switch {
+	case len(args) == 0:
+		fmt.Fprint(g.stdout, globalUsage)
+	case len(args) == 1 && texts[args[0]] != "":
+		fmt.Fprint(g.stdout, texts[args[0]])
+	default:
+		return usagef("help: unknown command %q: want lock, elect, leader, holders or bench", strings.Join(args, " "))
+	}
+	return nil
+}
+
+// version is the module version and VCS revision the binary was built
+// from, as the Go toolchain recorded them.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "zklock (no build information)"
+	}
+	v := "zklock " + bi.Main.Version
+	settings := map[string]string{}
+	for _, s := range bi.Settings {
+		settings[s.Key] = s.Value
+	}
+	if r := settings["vcs.revision"]; r != "" {
+		v += " " + settings["vcs"] + " " + r
+		if settings["vcs.modified"] == "true" {
+			v += " (modified)"
+		}
+		if t := settings["vcs.time"]; t != "" {
+			v += " " + t
+		}
+	}
+	return v + " " + bi.GoVersion
 }
 
 // flags is a command's flag set and its --help text.
@@ -188,35 +309,65 @@ type flags struct {
 	usage string
 }
 
-// newFlags returns a command's flag set; --help prints usage to stdout.
+// newFlags returns a command's flag set, with the global flags; --help
+// prints usage to stdout.
 func newFlags(g *globals, name, usage string) *flags {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {} // errors are reported in one line instead
+	g.define(fs)
 	return &flags{fs, g, usage}
 }
 
-// parseFlags parses a command's flags, turning errors into usage errors.
+// parseFlags parses a command's flags, turning errors into usage errors,
+// then checks the global flags.
 func parseFlags(fs *flags, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(fs.g.stdout, fs.usage)
 			return err
 		}
+		if fs.Name() == "zklock" {
+			return usagef("%v", err)
+		}
 		return usagef("%s: %v", fs.Name(), err)
 	}
-	return nil
+	return fs.g.finish()
 }
 
-// pathAndCommand splits "PATH [--] COMMAND [ARG...]".
-func pathAndCommand(name string, args []string) (string, []string, error) {
-	if len(args) == 0 {
+// parseArgs parses flags placed anywhere among the first npos positional
+// arguments (PATH) and returns those and the rest: the words after "--",
+// or from the first positional argument past npos on (COMMAND). A flag
+// after PATH is thus parsed, never taken for COMMAND.
+func parseArgs(fs *flags, args []string, npos int) (pos, rest []string, err error) {
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return nil, nil, err
+		}
+		left := fs.Args()
+		used := len(args) - len(left)
+		dashes := used > 0 && args[used-1] == "--"
+		for dashes && len(pos) < npos && len(left) > 0 {
+			pos, left = append(pos, left[0]), left[1:]
+		}
+		if dashes || len(left) == 0 || len(pos) == npos {
+			return pos, left, nil
+		}
+		pos, args = append(pos, left[0]), left[1:]
+	}
+}
+
+// pathAndCommand parses "[flags] PATH [flags] [--] COMMAND [ARG...]".
+func pathAndCommand(fs *flags, args []string) (string, []string, error) {
+	name := fs.Name()
+	pos, rest, err := parseArgs(fs, args, 1)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(pos) == 0 {
 		return "", nil, usagef("%s: missing PATH and COMMAND", name)
 	}
-	path, rest := args[0], args[1:]
-	if len(rest) > 0 && rest[0] == "--" {
-		rest = rest[1:]
-	}
+	path := pos[0]
 	if len(rest) == 0 {
 		return "", nil, usagef("%s: missing COMMAND after PATH %s", name, path)
 	}
@@ -226,35 +377,28 @@ func pathAndCommand(name string, args []string) (string, []string, error) {
 	return path, rest, nil
 }
 
-// connect opens a Session, bounded by the session timeout, and maps
-// failure to exit status 69.
+// connect opens a Session and maps failure to exit status 69. A server
+// that accepts connections but does not answer holds a handshake for up
+// to a session timeout, so the bound allows for that on up to three
+// servers before the one that answers.
 func connect(ctx context.Context, g *globals, opts ...zklock.SessionOption) (*zklock.Session, error) {
-	cctx, cancel := context.WithTimeout(ctx, g.sessionTimeout)
+	bound := g.sessionTimeout * time.Duration(min(len(g.servers), 3))
+	cctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	opts = append([]zklock.SessionOption{zklock.WithSessionTimeout(g.sessionTimeout)}, opts...)
+	if g.chroot != "" {
+		opts = append(opts, zklock.WithChroot(g.chroot))
+	}
+	if g.auth != "" {
+		user, password, _ := strings.Cut(g.auth, ":")
+		opts = append(opts, zklock.WithDigestAuth(user, password))
+	}
 	s, err := zklock.Connect(cctx, g.servers, opts...)
 	if errors.Is(err, zklock.ErrInvalidOption) {
 		return nil, usagef("%v", err)
 	}
 	if err != nil {
-		return nil, &exitError{exitUnavailable, fmt.Sprintf(
-			"cannot reach ZooKeeper at %s within %v (%v); check --servers or $ZK_SERVERS and that the servers run",
-			strings.Join(g.servers, ","), g.sessionTimeout, err)}
+		return nil, connectError(g, bound, err)
 	}
 	return s, nil
-}
-
-// signals delivers SIGINT and SIGTERM sent to zklock; stop releases them.
-func signals() (<-chan os.Signal, func()) {
-	ch := make(chan os.Signal, 4)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
-	return ch, func() { signal.Stop(ch) }
-}
-
-func interrupted(sig os.Signal) error {
-	n := 0
-	if s, ok := sig.(syscall.Signal); ok {
-		n = int(s)
-	}
-	return &exitError{128 + n, fmt.Sprintf("interrupted by %v before COMMAND started", sig)}
 }

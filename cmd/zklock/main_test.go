@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-zookeeper/zk"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -50,7 +51,22 @@ type proc struct {
 
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(binary, args...), done: make(chan struct{})}
+	return startProg(t, binary, args...)
+}
+
+// startProg starts prog, which runs zklock in its stead (exec).
+func startProg(t *testing.T, prog string, args ...string) *proc {
+	t.Helper()
+	return startEnv(t, nil, prog, args...)
+}
+
+// startEnv starts prog with env added to the test's environment.
+func startEnv(t *testing.T, env []string, prog string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(prog, args...), done: make(chan struct{})}
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	p.cmd.Stderr = &p.stderr
 	require.NoError(t, p.cmd.Start())
 	go func() {
@@ -213,6 +229,9 @@ func TestIntegration_LockLostStopsCommandFirst(t *testing.T) {
 	ps.Blackhole()
 	assert.Equal(t, exitLost, holder.wait(t), "stderr: %s", holder.stderr.String())
 	assert.Contains(t, holder.stderr.String(), "lost lock")
+	assert.Equal(t, 1, strings.Count(holder.stderr.String(), "zklock:"), "one prefix: %q", holder.stderr.String())
+	assert.NotContains(t, holder.stderr.String(), "lock lost", "the cause does not repeat the message")
+	t.Logf("holder's message: %s", holder.stderr.String())
 	assert.Equal(t, 0, other.wait(t), "stderr: %s", other.stderr.String())
 	stopped := field(t, waitMark(t, file, "stopped "), 1)
 	started := field(t, waitMark(t, file, "other "), 1)
@@ -297,9 +316,12 @@ func TestIntegration_HoldersAndLeader(t *testing.T) {
 	require.NoError(t, holder.Unlock(ctx))
 	assert.Equal(t, 0, waiter.wait(t))
 
+	_, err = zc.Admin(t).Create(root+"/nobody", nil, 0, zk.WorldACL(zk.PermAll))
+	require.NoError(t, err, "an election path with no candidate")
 	p := start(t, "--servers", servers, "leader", root+"/nobody")
 	assert.Equal(t, exitNotAcquired, p.wait(t))
 	assert.Contains(t, p.stderr.String(), "no leader")
+	zc.DeleteNode(t, root+"/nobody")
 }
 
 func TestUsageErrors(t *testing.T) {
@@ -315,11 +337,21 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"lock", "--bogus", "/x", "--", "true"}, "not defined"},
 		{[]string{"lock", "--nonblock", "--timeout", "1s", "/x", "--", "true"}, "not both"},
 		{[]string{"lock", "--grace", "9s", "/x", "--", "true"}, "too long"},
+		{[]string{"lock", "--grace", "2s", "--loss-margin", "4s", "/x", "--", "true"}, "--grace 1s or less"},
+		{[]string{"elect", "--loss-margin", "5s", "/x", "--", "true"}, "leaves no time for --grace"},
+		{[]string{"lock", "--loss-margin", "-1s", "/x", "--", "true"}, "must be positive"},
+		{[]string{"elect", "--grace", "0s", "/x", "--", "true"}, "must be positive"},
 		{[]string{"--servers", "", "lock", "/x", "--", "true"}, "empty"},
 		{[]string{"--session-timeout", "0s", "lock", "/x", "--", "true"}, "positive"},
 		{[]string{"leader"}, "exactly one PATH"},
 		{[]string{"holders", "a", "b"}, "exactly one PATH"},
-		{[]string{"--servers", "nohostport", "--session-timeout", "1s", "leader", "/x"}, "host:port"},
+		{[]string{"--servers", "zk1:99999", "leader", "/x"}, "not host, host:port"},
+		{[]string{"lock", "/x", "--bogus", "--", "true"}, "not defined"},
+		{[]string{"lock", "/x", "--session-timeout", "-1s", "true"}, "positive"},
+		{[]string{"leader", "/x", "/y"}, "exactly one PATH"},
+		{[]string{"help", "frob"}, "unknown command"},
+		{[]string{"version", "x"}, "unexpected"},
+		{[]string{"--servers", "a:1/bad/", "leader", "/x"}, "chroot"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

@@ -37,7 +37,6 @@ var DefaultSessions = []int{2, 8, 32}
 // Fixed shape of the scenarios.
 const (
 	manyLockGoroutines = 64
-	minHandovers       = 20
 	// rounds splits each throughput measurement into alternating turns of
 	// the implementations.
 	rounds = 2
@@ -58,6 +57,9 @@ type Config struct {
 	Sessions []int
 	// Baseline also measures go-zookeeper's zk.Lock and reports ratios.
 	Baseline bool
+	// Memory also runs the memory scenario, which queues Waiters lock
+	// nodes on one path of the servers.
+	Memory bool
 	// Waiters is the number of queued Lock calls in the memory scenario;
 	// DefaultWaiters when zero. (The race detector allows at most 8128
 	// live goroutines, so race-enabled runs need fewer.)
@@ -80,7 +82,7 @@ type Report struct {
 	ManyLocks   ManyLocks   `json:"many_locks"`
 	Failover    Failover    `json:"failover"`
 	Floor       Floor       `json:"floor"`
-	Memory      Memory      `json:"memory"`
+	Memory      *Memory     `json:"memory,omitempty"` // nil unless Config.Memory
 
 	// Targets are the goals the figures are checked against; they are
 	// reported, never enforced.
@@ -316,7 +318,12 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		{"many locks", b.manyLocks},
 		{"failover", b.failover},
 		{"floor", b.floor},
-		{"memory", b.memory},
+	}
+	if cfg.Memory {
+		steps = append(steps, struct {
+			name string
+			run  func(context.Context, *Report) error
+		}{"memory", b.memory})
 	}
 	for _, st := range steps {
 		if err := st.run(ctx, rep); err != nil {

@@ -37,6 +37,7 @@ func TestRun(t *testing.T) {
 		Duration: 300 * time.Millisecond,
 		Sessions: []int{2},
 		Baseline: true,
+		Memory:   true,
 		// Few enough for the race detector's goroutine limit.
 		Waiters:  200,
 		Progress: &progress,
@@ -50,7 +51,7 @@ func TestRun(t *testing.T) {
 	require.NotNil(t, rep.ManyLocks.ZkLock)
 	require.NotNil(t, rep.Memory.ZkLock)
 	assert.Equal(t, 2, rep.Contended[0].Sessions)
-	assert.GreaterOrEqual(t, rep.Failover.Handovers, minHandovers)
+	assert.GreaterOrEqual(t, rep.Failover.Handovers, 1)
 	assert.Equal(t, 200, rep.Memory.Waiters)
 	assert.NotEmpty(t, rep.ZooKeeperVersion)
 	assert.Equal(t, zc.Direct(), rep.Servers)
@@ -86,10 +87,12 @@ func TestRun(t *testing.T) {
 	require.NoError(t, rep.WriteTable(&tab))
 	out := tab.String()
 	t.Logf("table:\n%s", out)
-	for _, s := range []string{"zk.Lock", "zklock ÷ zk.Lock", "uncontended", "contended 2", "many locks", "failover",
-		"floor", "memory (200 waiters)", "target", rep.ZooKeeperVersion} {
+	for _, s := range []string{"zk.Lock", "zklock ÷ zk.Lock", "ratio divides", "uncontended", "contended, 2 sessions", "many locks",
+		fmt.Sprintf("failover, %d handovers", rep.Failover.Handovers), "floor", "memory, 200 waiters", rep.ZooKeeperVersion} {
 		assert.Contains(t, out, s)
 	}
+	assert.NotContains(t, out, "target", "the project's own goals are not the operator's: they are in BENCHMARKS.md and the JSON")
+	assert.NotContains(t, out, "missed")
 	assert.NotContains(t, out, "NaN")
 	assert.NotContains(t, out, "Inf")
 

@@ -24,12 +24,15 @@ const (
 // waiterBatch is how many waiters start together; see measureMemory.
 const waiterBatch = 100
 
+// progressEvery is how many waiters queue or drain between progress lines.
+const progressEvery = 10 * waiterBatch
+
 // memory: Config.Waiters Lock calls from one session wait on one path held
 // by another session. Heap and goroutines are read before and after with
 // every waiter parked; then the waiters are ended and every waiter node must
 // be gone before the bench moves on.
 func (b *bench) memory(ctx context.Context, rep *Report) error {
-	rep.Memory = Memory{Waiters: b.cfg.Waiters}
+	rep.Memory = &Memory{Waiters: b.cfg.Waiters}
 	for _, which := range b.impls {
 		b.logf("memory, %s: queueing %d waiters in batches of %d", which, b.cfg.Waiters, waiterBatch)
 		f, err := b.measureMemory(ctx, which)
@@ -134,6 +137,9 @@ func (b *bench) measureMemory(ctx context.Context, which impl) (MemoryFigures, e
 		if err := waitQuiet(ctx, b.admin, dir, launched+1, waiters.outstanding); err != nil {
 			return MemoryFigures{}, err
 		}
+		if launched%progressEvery == 0 && launched < n {
+			b.logf("memory, %s: %d of %d waiters queued in %.1fs", which, launched, n, time.Since(start).Seconds())
+		}
 	}
 	if err := waitParked(ctx, b.admin, dir, n+1, waiters.outstanding); err != nil {
 		return MemoryFigures{}, err
@@ -169,6 +175,9 @@ func (b *bench) measureMemory(ctx context.Context, which impl) (MemoryFigures, e
 			batches[i]()
 			if err := waitQuiet(ctx, b.admin, dir, i*waiterBatch+1, waiters.outstanding); err != nil {
 				return MemoryFigures{}, fmt.Errorf("draining waiters: %w", err)
+			}
+			if left := i * waiterBatch; left > 0 && left%progressEvery == 0 {
+				b.logf("memory, %s: %d waiters left to drain", which, left)
 			}
 		}
 	}

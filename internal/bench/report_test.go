@@ -31,14 +31,21 @@ func TestWriteTableWithoutBaseline(t *testing.T) {
 		Servers:          []string{"127.0.0.1:2181"},
 		Settings:         Settings{DurationSeconds: 1, Rounds: rounds},
 		Contended:        []Contended{{Sessions: 2}},
-		Memory:           Memory{Waiters: 10},
+		Memory:           &Memory{Waiters: 10},
 	}
 	rep.Targets = targets(rep)
 	var b bytes.Buffer
 	require.NoError(t, rep.WriteTable(&b))
 	out := b.String()
 	assert.NotContains(t, out, "zk.Lock")
-	assert.Contains(t, out, "waiter memory")
+	assert.NotContains(t, out, "ratio", "the ratio legend comes with --baseline")
+	assert.NotContains(t, out, "waiter memory", "no target rows")
+	assert.Contains(t, out, "memory, 10 waiters")
+
+	rep.Memory = nil
+	b.Reset()
+	require.NoError(t, rep.WriteTable(&b))
+	assert.NotContains(t, b.String(), "memory", "no memory rows unless measured")
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		assert.NotContains(t, line, "\t")
 	}
@@ -53,7 +60,7 @@ func TestTargets(t *testing.T) {
 			{Sessions: 32, Zklock: ContendedFigures{AcquisitionsPerSec: 1400}, ZkLock: &ContendedFigures{AcquisitionsPerSec: 1000}},
 		},
 		Floor:  Floor{Delete: Latency{P50Ms: 0.4}, DeleteNotify: Latency{P50Ms: 0.4}},
-		Memory: Memory{Waiters: 10, Zklock: MemoryFigures{BytesPerWaiter: 20000}},
+		Memory: &Memory{Waiters: 10, Zklock: MemoryFigures{BytesPerWaiter: 20000}},
 	}
 	got := targets(rep)
 	want := []struct {
