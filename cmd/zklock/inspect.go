@@ -117,7 +117,11 @@ func leaderCmd(g *globals, args []string) error {
 	}
 	wctx, stop := signal.NotifyContext(ctx, catchable()...)
 	defer stop()
-	for t := range e.Observe(wctx) {
+	terms, err := e.Observe(wctx)
+	if err != nil {
+		return opError("leader", path, err)
+	}
+	for t := range terms {
 		if err := print(t); err != nil {
 			return &exitError{exitSoftware, fmt.Sprintf("leader: writing: %v", err)}
 		}
