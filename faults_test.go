@@ -775,3 +775,25 @@ func TestIntegration_UnresolvableServerName(t *testing.T) {
 	require.NoError(t, m.Lock(ctx))
 	require.NoError(t, m.Unlock(ctx))
 }
+
+// A loss margin the granted timeout cannot fit is refused, saying what
+// fits, never cut down: the server clamps the requested timeout to its
+// maximum (4 s here), so asking for 30 s with a 3 s margin does not fit.
+func TestIntegration_LossMarginCheckedAgainstGrantedTimeout(t *testing.T) {
+	integration(t)
+	zc := zktest.Start(t, 1, zktest.WithMaxSessionTimeout(4*time.Second))
+	_, err := zklock.Connect(bounded(t, zktest.Timeout), zc.Servers(),
+		zklock.WithSessionTimeout(30*time.Second), zklock.WithLossMargin(3*time.Second))
+	assert.ErrorIs(t, err, zklock.ErrInvalidOption)
+	if err != nil {
+		assert.Contains(t, err.Error(), "negotiated session timeout 4s")
+		assert.Contains(t, err.Error(), "at least 6s")
+	}
+	s := connect(t, zc.Servers(), zklock.WithSessionTimeout(30*time.Second), zklock.WithLossMargin(2*time.Second))
+	sub := s.Subscribe()
+	defer sub.Stop()
+	c := waitState(t, sub, zklock.StateConnected)
+	assert.Equal(t, 4*time.Second, c.Timeout, "the change carries the granted timeout")
+	assert.NotEmpty(t, c.Server)
+	assert.NoError(t, c.Err)
+}

@@ -60,6 +60,26 @@ func (g *generation) ended() bool {
 	}
 }
 
+// change is a state change of g to st.
+func (g *generation) change(st State, err error) StateChange {
+	c := StateChange{State: st, SessionID: g.sessionID, Generation: g.id, Err: err}
+	if st == StateConnected {
+		c.Timeout, c.Server = g.tap.Timeout(), g.conn.Server()
+	}
+	return c
+}
+
+// marginFits reports a loss margin (0: the default, T/10) over half the
+// negotiated timeout t: the deadline would leave holds too little of the
+// session, and the margin is never cut down silently.
+func marginFits(margin, t time.Duration) error {
+	if margin > t/2 {
+		return errorf("%w: loss margin %v is over half the negotiated session timeout %v; ask for a session timeout of at least %v, or a smaller margin",
+			ErrInvalidOption, margin, t, 2*margin)
+	}
+	return nil
+}
+
 // onEnd registers f to run when g ends, with g's cause, before the server
 // is asked to end the ZooKeeper session: a hold made under g has ended
 // before anyone else can be granted its place. It returns a function that
@@ -124,7 +144,6 @@ func (g *generation) lossDeadline() time.Time {
 	if m == 0 {
 		m = t / 10
 	}
-	m = min(m, t/2)
 	return g.lease.Basis().Add(t - lease.Allowance(t) - m)
 }
 
@@ -293,9 +312,9 @@ func (gs *generations) run(g *generation) {
 				case e.state == zk.StateHasSession && !g.ready:
 					gs.authenticate(g)
 				case e.state == zk.StateHasSession:
-					gs.states.transition(StateConnected, g.sessionID, g.id, nil)
+					gs.states.transition(g.change(StateConnected, nil))
 				case e.state == zk.StateDisconnected && g.ready:
-					gs.states.transition(StateSuspended, g.sessionID, g.id, nil)
+					gs.states.transition(g.change(StateSuspended, nil))
 				case e.state == zk.StateExpired:
 					endAndHeal(ErrSessionExpired)
 				case e.state == zk.StateAuthFailed:
@@ -358,7 +377,13 @@ func (gs *generations) markReady(g *generation) {
 	gs.cur = g
 	close(gs.ready)
 	gs.mu.Unlock()
-	gs.states.transition(StateConnected, g.sessionID, g.id, nil)
+	err := marginFits(gs.cfg.margin, g.tap.Timeout())
+	if err != nil {
+		// Connect refuses the first session; a later one, whose server
+		// granted less, keeps the margin whole (holds end sooner) and says so.
+		gs.cfg.logger.Error("zklock: the loss margin does not fit the negotiated session timeout", "err", err)
+	}
+	gs.states.transition(g.change(StateConnected, err))
 }
 
 // probe sends a sync every lease.Interval, without waiting for answers,
@@ -430,7 +455,7 @@ func (gs *generations) checkZxid(g *generation) {
 	err := errorf("%w: the ensemble is at zxid 0x%x, below 0x%x seen before", ErrZxidRegression, now, before)
 	gs.cfg.logger.Error("zklock: the ZooKeeper ensemble lost data; fencing tokens went backwards",
 		"session", fmt.Sprintf("0x%x", g.sessionID), "err", err)
-	gs.states.transition(StateConnected, g.sessionID, g.id, err)
+	gs.states.transition(g.change(StateConnected, err))
 }
 
 // end closes g's done channel, ends what was held under g (its onEnd
@@ -441,7 +466,7 @@ func (gs *generations) end(g *generation, err error) {
 	closed := errors.Is(err, ErrSessionClosed)
 	if g == nil {
 		if closed {
-			gs.states.transition(StateClosed, 0, 0, err)
+			gs.states.transition(StateChange{State: StateClosed, Err: err})
 		}
 		return
 	}
@@ -469,11 +494,11 @@ func (gs *generations) end(g *generation, err error) {
 	}
 	if closed {
 		shut()
-		gs.states.transition(StateClosed, g.sessionID, g.id, err)
+		gs.states.transition(g.change(StateClosed, err))
 		return
 	}
 	if g.ready {
-		gs.states.transition(StateExpired, g.sessionID, g.id, err)
+		gs.states.transition(g.change(StateExpired, err))
 	}
 	// Owner: the Session. Ends when go-zookeeper has shut down; joined by
 	// Close. While closing, the shutdown runs here instead.

@@ -59,8 +59,14 @@ func WithSessionTimeout(d time.Duration) SessionOption {
 // WithLossMargin sets how long before the earliest moment the ZooKeeper
 // leader could expire the session the Session presumes it lost (see
 // Session.LossDeadline): the time a holder needs to stop acting on a lost
-// hold, plus clock-rate differences and network delay. It is capped at half
-// the negotiated timeout T. The default is T/10.
+// hold, plus clock-rate differences and network delay. The default is
+// T/10, with T the negotiated session timeout.
+//
+// The margin must be at most T/2: Connect fails (ErrInvalidOption, saying
+// what fits) if the server grants a timeout under twice the margin. A later
+// ZooKeeper session granted less keeps the whole margin, so its holds end
+// sooner, and reports it: its StateConnected change carries the error,
+// which is also logged. The margin is never cut down.
 //
 // The deadline allows for the leader learning of the session up to a tick
 // late, which holds when T is at least five times the servers' tickTime;

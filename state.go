@@ -54,6 +54,12 @@ type StateChange struct {
 	Generation uint64
 	// Time is when the Session observed the transition.
 	Time time.Time
+	// Timeout is the session timeout the server granted to the ZooKeeper
+	// session, and Server the address it is connected to: set with
+	// StateConnected, so a subscriber checks the very session it is told
+	// about.
+	Timeout time.Duration
+	Server  string
 	// Err says why a ZooKeeper session ended (StateExpired, StateClosed).
 	// With StateConnected it is a warning about the new ZooKeeper session:
 	// an error wrapping ErrZxidRegression when the ensemble has lost data.
@@ -82,19 +88,20 @@ func newStates(logger *slog.Logger) *states {
 	return &states{logger: logger, subs: make(map[*Subscription]struct{})}
 }
 
-// transition records a change to st of ZooKeeper session sid, generation
-// gen; gen 0 keeps the last change's ids. Repeating the current state is
-// no change, except for expiry, which each ZooKeeper session reports once,
-// and a warning (a connected state with err).
-func (f *states) transition(st State, sid int64, gen uint64, err error) {
+// transition records c, stamped with the time; a c without a Generation
+// keeps the last change's ids. Repeating the current state is no change,
+// except for expiry, which each ZooKeeper session reports once, and a
+// warning (a connected state with an Err).
+func (f *states) transition(c StateChange) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	st, err := c.State, c.Err
 	if f.last.State == st && st != StateExpired && err == nil {
 		return
 	}
-	c := StateChange{State: st, Time: time.Now(), Err: err, SessionID: f.last.SessionID, Generation: f.last.Generation}
-	if gen != 0 {
-		c.SessionID, c.Generation = sid, gen
+	c.Time = time.Now()
+	if c.Generation == 0 {
+		c.SessionID, c.Generation = f.last.SessionID, f.last.Generation
 	}
 	f.last = c
 	for sub := range f.subs {

@@ -33,7 +33,8 @@
 //
 // zklock's safe loss deadline is this bound less a margin, the time a holder
 // needs to stop acting on a lost hold plus clock-rate differences and
-// network delay (zklock.WithLossMargin; default T/10, at most T/2):
+// network delay (zklock.WithLossMargin; default T/10, at most T/2, never
+// cut down):
 //
 //	deadline = s − g + T − (T/5 + T/40) − margin
 //
