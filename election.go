@@ -90,6 +90,18 @@ func (e *Election) Campaign(ctx context.Context) error {
 	return e.r.acquire(ctx, e.value, true)
 }
 
+// Proclaim replaces this leader's value without an election: the data of
+// its node, which Leader then reports. The write is a compare-and-set on
+// the version this leader wrote last, so it never overwrites another
+// client's write; Guard keeps up with it. Observe reports changes of
+// leader, not of value. Proclaim returns ErrNotLeader (wrapping the loss,
+// if leadership was lost) when this candidate does not lead, and an error
+// wrapping ErrOutcomeUnknown when the connection was lost before the reply;
+// the value given to WithValue is not changed.
+func (e *Election) Proclaim(ctx context.Context, value []byte) error {
+	return e.r.setData(ctx, value)
+}
+
 // Resign steps down: leadership ends (Done closes, Err returns ErrNotLeader)
 // and the candidate's node is deleted, so the next candidate leads at once.
 // As with Mutex.Unlock, a delete that cannot finish before ctx ends or while

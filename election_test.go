@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-zookeeper/zk"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -296,4 +297,35 @@ func TestIntegration_ElectionMisuse(t *testing.T) {
 	for _, p := range []string{"", "x", "/x/", "/"} {
 		assert.ErrorIs(t, zklock.NewElection(s, p).Campaign(ctx), zklock.ErrInvalidPath, "path %q", p)
 	}
+}
+
+// A leader proclaims a new value: Leader reports it, the Guard keeps up
+// with the node's version, and a candidate that does not lead is refused.
+func TestIntegration_ElectionProclaim(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	s := connect(t, zc.Servers(), zklock.WithChroot(root))
+	ctx := bounded(t, zktest.Timeout)
+	e := zklock.NewElection(s, "/election", zklock.WithValue([]byte("v1")))
+	assert.ErrorIs(t, e.Proclaim(ctx, []byte("x")), zklock.ErrNotLeader, "not campaigning")
+	require.NoError(t, e.Campaign(ctx))
+	require.NoError(t, e.Proclaim(ctx, []byte("v2")))
+	term, err := zklock.NewElection(s, "/election").Leader(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "v2", string(term.Value))
+	require.NoError(t, s.Create(ctx, "/fenced", nil, 0))
+	_, err = s.Multi(ctx, e.Guard(), &zk.SetDataRequest{Path: "/fenced", Data: []byte("ok"), Version: -1})
+	assert.NoError(t, err, "the Guard follows the proclaimed version")
+	require.NoError(t, e.Proclaim(ctx, []byte("v3")))
+	assert.NoError(t, e.Err(), "a proclaimed value does not end leadership")
+	require.NoError(t, e.Resign(ctx))
+	assert.ErrorIs(t, e.Proclaim(ctx, []byte("v4")), zklock.ErrNotLeader)
+	require.NoError(t, s.Delete(ctx, "/fenced", -1))
+
+	other := connect(t, zc.Servers())
+	done := other.Done()
+	assert.False(t, isClosed(done))
+	require.NoError(t, other.Close())
+	assert.True(t, isClosed(done), "Session.Done is closed by Close")
 }

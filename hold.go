@@ -3,17 +3,19 @@ package zklock
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // hold is one tenure of a lock or of leadership. It ends exactly once: on
 // release, or when lost; its channel, context and error change together.
 type hold struct {
-	g      *generation
-	name   string // our node
-	key    string // our node's path under the chroot
-	seq    int32
-	token  int64 // czxid of our node
-	lostAs error // what a loss wraps: ErrLockLost, ErrLeadershipLost
+	g       *generation
+	name    string // our node
+	key     string // our node's path under the chroot
+	seq     int32
+	token   int64        // czxid of our node
+	version atomic.Int32 // our node's data version: 0 until written (Proclaim)
+	lostAs  error        // what a loss wraps: ErrLockLost, ErrLeadershipLost
 
 	done   chan struct{}
 	ctx    context.Context

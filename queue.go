@@ -436,6 +436,22 @@ func (q *queue) exists(ctx context.Context, g *generation, name string) (bool, e
 	})
 }
 
+// setData writes our node's data if its version is still version, on
+// generation g, and returns the new version. A write whose reply is lost
+// is not resent: the error says so (ErrOutcomeUnknown).
+func (q *queue) setData(ctx context.Context, g *generation, name string, data []byte, version int32) (int32, error) {
+	st, err := call(ctx, g, func(c *zk.Conn) (*zk.Stat, error) {
+		return c.Set(q.dir+"/"+name, data, version)
+	})
+	switch {
+	case err == nil:
+		return st.Version, nil
+	case errors.Is(err, zk.ErrConnectionClosed) || errors.Is(err, errGenerationEnded) || ctx.Err() != nil:
+		return 0, errorf("%w: %w", ErrOutcomeUnknown, err)
+	}
+	return 0, err
+}
+
 // watchSelf checks our node and sets a watch on it, which fires when it is
 // deleted or changed.
 func (q *queue) watchSelf(ctx context.Context, g *generation, name string) (selfCheck, error) {

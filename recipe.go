@@ -434,6 +434,30 @@ func (r *recipe) guard() *zk.CheckVersionRequest {
 	if h == nil {
 		return nil
 	}
-	// Contender nodes are created with their data and never written: version 0.
-	return &zk.CheckVersionRequest{Path: h.key, Version: 0}
+	// Contender nodes are created with their data and written only by
+	// their holder (Proclaim), which keeps the version.
+	return &zk.CheckVersionRequest{Path: h.key, Version: h.version.Load()}
+}
+
+// setData replaces the data of the current hold's node, if the hold is on.
+func (r *recipe) setData(ctx context.Context, data []byte) error {
+	if err := r.q.checkCreate(data); err != nil {
+		return errorf("zklock: %s %s: %w", r.k.op, r.path, err)
+	}
+	h := r.current()
+	if h == nil {
+		return r.k.free
+	}
+	h.check()
+	if err := h.cause(); err != nil {
+		return errorf("%w: %w", r.k.free, err)
+	}
+	// A compare-and-set on the version we wrote last: a write by anyone
+	// else is not overwritten, and the Guard stays exact.
+	v, err := r.q.setData(ctx, h.g, h.name, data, h.version.Load())
+	if err != nil {
+		return errorf("zklock: %s %s: set data: %w", r.k.op, r.path, err)
+	}
+	h.version.Store(v)
+	return nil
 }

@@ -156,6 +156,12 @@ func (s *Session) Close() error {
 	return nil
 }
 
+// Done returns a channel that is closed when Close is called: the Session
+// is ending, with every hold made under it. A lost connection or an expired
+// ZooKeeper session does not end a Session, which opens a new ZooKeeper
+// session; Subscribe reports those.
+func (s *Session) Done() <-chan struct{} { return s.closing }
+
 // Subscribe returns a Subscription whose first change is the current state.
 func (s *Session) Subscribe() *Subscription { return s.states.subscribe() }
 
