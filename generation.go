@@ -164,9 +164,11 @@ type generations struct {
 	lastErr atomic.Pointer[error]
 	highest atomic.Int64 // the largest zxid seen in ZooKeeper sessions that ended
 
-	mu    sync.Mutex // guards cur, ready
-	cur   *generation
-	ready chan struct{} // closed once cur is set
+	mu        sync.Mutex // guards cur, ready, published, firstErr
+	cur       *generation
+	ready     chan struct{} // closed once cur is set
+	published bool          // a generation has been published
+	firstErr  error         // what Connect refuses in the first one published
 }
 
 type inboxEvent struct {
@@ -215,6 +217,14 @@ func (gs *generations) current(ctx context.Context) (*generation, error) {
 			return nil, ErrSessionClosed
 		}
 	}
+}
+
+// connectErr is why Connect must refuse the first ZooKeeper session, once
+// it is ready.
+func (gs *generations) connectErr() error {
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	return gs.firstErr
 }
 
 // suspended reports whether the connection of the current ZooKeeper
@@ -373,16 +383,19 @@ func (gs *generations) markReady(g *generation) {
 	g.lease = lease.New(g.tap.Timeout(), g.tap.ConnectSent())
 	// Owner: the Session. Ends with g or at Close; joined by Close.
 	gs.own.spawn(func() { gs.probe(g) })
-	gs.mu.Lock()
-	gs.cur = g
-	close(gs.ready)
-	gs.mu.Unlock()
 	err := marginFits(gs.cfg.margin, g.tap.Timeout())
 	if err != nil {
 		// Connect refuses the first session; a later one, whose server
 		// granted less, keeps the margin whole (holds end sooner) and says so.
 		gs.cfg.logger.Error("zklock: the loss margin does not fit the negotiated session timeout", "err", err)
 	}
+	gs.mu.Lock()
+	gs.cur = g
+	if !gs.published {
+		gs.published, gs.firstErr = true, err
+	}
+	close(gs.ready)
+	gs.mu.Unlock()
 	gs.states.transition(g.change(StateConnected, err))
 }
 
@@ -522,7 +535,10 @@ type zkLogger struct{ gs *generations }
 
 func (l zkLogger) Printf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	if strings.Contains(msg, "fail") {
+	// A failed dial is recorded by the dialer, with its error's type (a
+	// *net.DNSError says a name did not resolve); go-zookeeper's message
+	// about it would only flatten it.
+	if strings.Contains(msg, "fail") && !strings.HasPrefix(msg, "failed to connect to ") {
 		l.gs.setLastErr(errors.New(msg))
 	}
 	l.gs.cfg.logger.Debug(msg, "source", "go-zookeeper")

@@ -123,7 +123,7 @@ func Connect(ctx context.Context, servers []string, opts ...SessionOption) (*Ses
 	s.own.spawn(func() { s.cleaner.run(s.life) })
 	select {
 	case <-ready:
-		if err := marginFits(cfg.margin, s.NegotiatedTimeout()); err != nil {
+		if err := s.gens.connectErr(); err != nil {
 			s.Close()
 			return nil, errorf("zklock: connect: %w", err)
 		}

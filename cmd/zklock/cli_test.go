@@ -127,7 +127,7 @@ func TestIntegration_ExitStatusByCause(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"lock", root + "//x", "--", "true"}, exitUsage, `lock: invalid PATH "` + root + `//x": empty segment`},
+		{[]string{"lock", root + "//x", "--", "true"}, exitUsage, `lock: invalid PATH "` + root + `//x": empty component`},
 		{[]string{"lock", root + "/eph/x", "--", "true"}, exitUsage, "ZooKeeper rejected PATH"},
 		{[]string{"lock", root + "/guarded/x", "--", "true"}, exitNoPerm, "ZooKeeper refused access"},
 		{[]string{"leader", root + "/guarded"}, exitNoPerm, "ZooKeeper refused access"},

@@ -75,20 +75,29 @@ func (tm *timing) forTimeout(t time.Duration) (grace, margin time.Duration, err 
 // connects again with the right one. It warns on stderr when the granted
 // timeout is known to break the five-ticks precondition.
 func connectHold(ctx context.Context, g *globals, tm *timing) (s *zklock.Session, grace, margin time.Duration, err error) {
-	if _, margin, err = tm.forTimeout(tm.requested); err != nil {
+	if _, _, err = tm.forTimeout(tm.requested); err != nil {
 		return nil, 0, 0, usagef("%v", err)
 	}
+	// The first connect keeps the library's default margin, a tenth of the
+	// granted timeout, which fits any timeout; the rule is then checked on
+	// what was granted, and the Session made again with the margin it needs.
+	var opts []zklock.SessionOption
+	margin = -1
 	for range 3 {
-		s, err = connect(ctx, g, zklock.WithLossMargin(margin))
+		s, err = connect(ctx, g, opts...)
 		if err != nil {
 			return nil, 0, 0, err
 		}
 		t := s.NegotiatedTimeout()
+		if margin < 0 {
+			margin = t / 10
+		}
 		var want time.Duration
 		grace, want, err = tm.forTimeout(t)
 		switch {
 		case t == 0:
 			// The session ended at once; try again.
+			margin = -1
 		case err != nil:
 			s.Close()
 			return nil, 0, 0, usagef("%v", err)
@@ -97,7 +106,10 @@ func connectHold(ctx context.Context, g *globals, tm *timing) (s *zklock.Session
 			return s, grace, margin, nil
 		}
 		s.Close()
-		margin = want
+		if t != 0 {
+			margin = want
+			opts = []zklock.SessionOption{zklock.WithLossMargin(want)}
+		}
 	}
 	return nil, 0, 0, &exitError{exitSoftware, "ZooKeeper granted a different session timeout to each of three sessions; check that the servers share one configuration"}
 }
