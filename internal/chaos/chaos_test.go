@@ -26,7 +26,7 @@ const (
 	// fixedSeed is the seed every default run includes, so CI always
 	// covers one known schedule.
 	fixedSeed       = 1
-	defaultDuration = 25 * time.Second
+	defaultDuration = 30 * time.Second
 	// runOverhead bounds what a run needs besides its fault phase: starting
 	// the ensemble, recovering from the last fault, the liveness checks and
 	// draining the nodes of expired sessions.

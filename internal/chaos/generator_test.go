@@ -37,7 +37,7 @@ func TestGeneratorCoversEveryKind(t *testing.T) {
 			case FaultShortBlackhole:
 				assert.Less(t, p.Length, 2*timeout/5, "shorter than 40%% of the session timeout")
 				assert.Positive(t, p.Length)
-			case FaultCut, FaultDeleteNode:
+			case FaultCut, FaultDeleteNode, FaultDeleteDir:
 				assert.Zero(t, p.Length)
 			default:
 				assert.Positive(t, p.Length)
