@@ -35,7 +35,7 @@ const (
 
 func TestChaos(t *testing.T) {
 	if testing.Short() {
-		t.Skip("chaos test: needs ZooKeeper and about a minute")
+		t.Skip("chaos test: needs ZooKeeper and about a minute and a half")
 	}
 	skipUnderRace(t)
 	seeds, err := seedsFromEnv()
