@@ -50,6 +50,9 @@ const (
 	// FaultDeleteDir deletes the lock or election directory with every
 	// contender node in it, in one multi, as an operator would.
 	FaultDeleteDir
+	// FaultClientPause stops the process of a lock client (SIGSTOP) for
+	// longer than its session timeout and continues it.
+	FaultClientPause
 )
 
 // AllFaults lists every FaultKind.
@@ -57,7 +60,7 @@ var AllFaults = []FaultKind{
 	FaultCut, FaultExpire, FaultShortBlackhole, FaultStopFollower,
 	FaultStopLeader, FaultQuorumLoss, FaultDeleteNode, FaultPause,
 	FaultHungServer, FaultBadName, FaultAuthReconnect, FaultCloseSession,
-	FaultDeleteDir,
+	FaultDeleteDir, FaultClientPause,
 }
 
 var faultNames = map[FaultKind]string{
@@ -74,6 +77,7 @@ var faultNames = map[FaultKind]string{
 	FaultAuthReconnect:  "auth-reconnect",
 	FaultCloseSession:   "close-session",
 	FaultDeleteDir:      "delete-dir",
+	FaultClientPause:    "client-pause",
 }
 
 func (k FaultKind) String() string {
@@ -147,6 +151,10 @@ func (g *Generator) Next() Plan {
 		p.Length = g.between(t/2, 3*t/2)
 	case FaultCloseSession:
 		p.Length = g.between(t/4, t)
+	case FaultClientPause:
+		// Past T: the server expires the session while the client cannot
+		// run.
+		p.Length = g.between(3*t/2, 5*t/2)
 	}
 	p.Gap = g.between(t/4, 3*t/4)
 	p.Pick = g.rng.Uint64()

@@ -32,7 +32,7 @@ func TestGeneratorCoversEveryKind(t *testing.T) {
 			seen[p.Kind] = true
 			assert.GreaterOrEqual(t, p.Gap, timeout/4)
 			switch p.Kind {
-			case FaultExpire:
+			case FaultExpire, FaultClientPause:
 				assert.Greater(t, p.Length, timeout, "outlasts the session")
 			case FaultShortBlackhole:
 				assert.Less(t, p.Length, 2*timeout/5, "shorter than 40%% of the session timeout")

@@ -128,6 +128,7 @@ type rig struct {
 	sessions   []*zklock.Session
 	timeout    time.Duration // negotiated
 	hung       string        // a server that accepts and never answers
+	child      *childProc    // a lock client in its own process
 
 	liveMu sync.Mutex       // guards live
 	live   map[int]liveHold // holds begun whose Done has not been seen closed, by id
@@ -200,12 +201,20 @@ func runChaos(t *testing.T, seed uint64, dur time.Duration) {
 	t.Cleanup(func() {
 		stopMutexes()
 		stopElection()
+		if r.child != nil {
+			_ = r.child.stop()
+		}
 		r.closeSessions()
 		r.join(&r.wg, "recorders")
 	})
 
 	timeout := r.connectAll(seed)
 	r.timeout = timeout
+	child, err := r.startChild(r.zc.NewProxies(t).Addrs(), seed)
+	if err != nil {
+		t.Fatalf("starting the child holder: %v", err)
+	}
+	r.child = child
 	r.cfg = Config{Bound: timeout + 5*time.Second, RevocationBound: timeout + 5*time.Second}
 	t.Logf("negotiated session timeout %v; %d mutex clients, %d candidates; faults for %v", timeout, mutexClients, candidates, dur)
 
@@ -228,6 +237,9 @@ func runChaos(t *testing.T, seed uint64, dur time.Duration) {
 	r.leaderCheck()
 	stopMutexes()
 	r.join(&mutexLoops, "mutex clients")
+	if err := r.child.stop(); err != nil {
+		t.Error(err)
+	}
 	r.finalRound()
 	stopElection()
 	r.join(&electionLoops, "candidates")

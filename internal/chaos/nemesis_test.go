@@ -110,6 +110,23 @@ func (r *rig) inject(id int, p Plan) error {
 		end(err == nil, note)
 		return nil
 
+	case FaultClientPause:
+		f.Res, f.Client = ResLock, childClient
+		held := r.childHolds()
+		if p.PreferHolder && !held {
+			held = r.awaitChildHold()
+		}
+		start()
+		if err := r.child.pauseChild(p.Length); err != nil {
+			return err
+		}
+		note := "the child was waiting or between holds"
+		if held {
+			note = "the child held"
+		}
+		end(true, note)
+		return nil
+
 	case FaultDeleteNode:
 		target := aimed
 		if !isAimed {
@@ -262,9 +279,41 @@ func (r *rig) awaitLongHold() (Event, bool) {
 	}
 }
 
+// childHolds reports whether the child process holds the lock, as far as
+// the History knows.
+func (r *rig) childHolds() bool {
+	for _, e := range r.h.Open(ResLock) {
+		if e.Client == childClient {
+			return true
+		}
+	}
+	return false
+}
+
+// awaitChildHold waits, up to aimWait, until the child process holds the
+// lock.
+func (r *rig) awaitChildHold() bool {
+	deadline := time.NewTimer(aimWait)
+	defer deadline.Stop()
+	for {
+		changed := r.h.Changed()
+		if r.childHolds() {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return false
+		}
+	}
+}
+
 // pickClient chooses the target of a client fault: the holder aimed at, if
 // any, else any client.
 func (r *rig) pickClient(p Plan, aimed Event, isAimed bool) *client {
+	if isAimed && aimed.Res == ResLock && aimed.Client == childClient {
+		isAimed = false // the child process has no client here: FaultClientPause is its fault
+	}
 	if isAimed {
 		if aimed.Res == ResLock {
 			return r.mutexes[aimed.Client]
