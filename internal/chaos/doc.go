@@ -5,14 +5,16 @@
 // multi, Session.Close in the middle of a connection fault, and bursts of
 // cuts that make a client reconnect through a server list holding a hung
 // server or a name that does not resolve, or re-send its digest
-// credentials) and a nemesis injects them, one at a time, into a
-// three-server ensemble while clients contend for a Mutex and run an
-// Election. Some clients have a hung server or an unresolvable name in
-// their server list from the start; the candidates authenticate and their
-// nodes carry a digest-only ACL; a client whose Session is closed goes on
-// with a new one. Every client records what it saw in one History; a pure
-// checker then judges the History against the safety model of package
-// zklock (see its package documentation):
+// credentials, and a lock client's process stopped past its session
+// timeout) and a nemesis injects them, one at a time, into a three-server
+// ensemble while clients contend for a Mutex and run an Election. Some
+// clients have a hung server or an unresolvable name in their server list
+// from the start; the candidates authenticate and their nodes carry a
+// digest-only ACL; a client whose Session is closed goes on with a new one;
+// one lock client runs in a child process, whose hold counts until its last
+// check that found it held. Every client records what it saw in one
+// History; a pure checker then judges the History against the safety model
+// of package zklock (see its package documentation):
 //
 //   - mutual exclusion as holders see it: a hold ends (its Done closes, or
 //     Unlock is called) before the next hold's Lock returns, except that a
