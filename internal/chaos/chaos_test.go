@@ -54,7 +54,7 @@ func TestChaos(t *testing.T) {
 	for _, seed := range seeds {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			t.Logf("seed %d (rerun with %s=%d)", seed, envSeed, seed)
-			runChaos(t, seed, dur)
+			runChaos(t, seed, AllFaults, dur)
 		})
 	}
 }

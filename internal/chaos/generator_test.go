@@ -47,6 +47,14 @@ func TestGeneratorCoversEveryKind(t *testing.T) {
 	}
 }
 
+func TestGeneratorKeepsFirstSchedules(t *testing.T) {
+	// Seed 209's first fault, as found (regressionSeeds): the leader
+	// paused for 1.805s.
+	p := NewGenerator(209, 2*time.Second, FirstFaults...).Next()
+	assert.Equal(t, FaultPause, p.Kind)
+	assert.Equal(t, 1805*time.Millisecond, p.Length.Round(time.Millisecond))
+}
+
 func TestResource(t *testing.T) {
 	var r Resource
 	held := context.Background()

@@ -176,8 +176,8 @@ func (r *rig) stillOpen(res string, client int) []int {
 }
 
 // runChaos runs both scenarios against one fresh ensemble under the faults
-// drawn from seed, for dur, then checks the History.
-func runChaos(t *testing.T, seed uint64, dur time.Duration) {
+// of kinds drawn from seed, for dur, then checks the History.
+func runChaos(t *testing.T, seed uint64, kinds []FaultKind, dur time.Duration) {
 	zc := zktest.Start(t, 3)
 	r := &rig{
 		t:     t,
@@ -231,7 +231,7 @@ func runChaos(t *testing.T, seed uint64, dur time.Duration) {
 	r.waitFor("a first lock holder and leader", joinTimeout, func() bool {
 		return len(r.h.Open(ResLock)) > 0 && len(r.h.Open(ResElection)) > 0
 	})
-	r.nemesis(seed, timeout, dur)
+	r.nemesis(seed, kinds, timeout, dur)
 
 	// Liveness, now that the faults have stopped.
 	r.leaderCheck()

@@ -11,11 +11,11 @@ import (
 	"github.com/go-zookeeper/zk"
 )
 
-// nemesis injects faults drawn from seed, one at a time with gaps, for dur;
-// the last fault may run past dur. It stops at the first fault it cannot
-// inject or remove, failing the test.
-func (r *rig) nemesis(seed uint64, timeout, dur time.Duration) {
-	gen := NewGenerator(seed, timeout)
+// nemesis injects faults of kinds drawn from seed, one at a time with
+// gaps, for dur; the last fault may run past dur. It stops at the first
+// fault it cannot inject or remove, failing the test.
+func (r *rig) nemesis(seed uint64, kinds []FaultKind, timeout, dur time.Duration) {
+	gen := NewGenerator(seed, timeout, kinds...)
 	end := time.Now().Add(dur)
 	for id := 1; time.Now().Before(end); id++ {
 		p := gen.Next()
