@@ -374,6 +374,14 @@ func (r *rig) cutBurst(c *client, length time.Duration) int {
 // new Session once its connections are whole again.
 func (r *rig) closeSession(c *client, length time.Duration, blackhole bool) error {
 	s, _, _, _ := c.current()
+	healed := !blackhole
+	heal := func() {
+		if !healed {
+			healed = true
+			c.ps.Heal()
+		}
+	}
+	defer heal() // at once if Close fails
 	if blackhole {
 		c.ps.Blackhole()
 		pause(length / 2)
@@ -382,6 +390,8 @@ func (r *rig) closeSession(c *client, length time.Duration, blackhole bool) erro
 	}
 	r.h.Add(Event{Op: OpCloseCall, Res: c.res, Client: c.id})
 	closed := make(chan struct{})
+	// Owner: closeSession, which waits for it up to closeTimeout; Close
+	// itself is bounded, so it ends even when the wait gives up.
 	go func() {
 		s.Close()
 		close(closed)
@@ -396,7 +406,7 @@ func (r *rig) closeSession(c *client, length time.Duration, blackhole bool) erro
 	r.h.Add(Event{At: at, Op: OpCloseDone, Res: c.res, Client: c.id, Open: open})
 	if blackhole {
 		pause(length - length/2)
-		c.ps.Heal()
+		heal()
 	}
 	ns, err := r.connect(c, c.servers, c.opts...)
 	if err != nil {
@@ -417,6 +427,9 @@ func (r *rig) deleteDir(dir string) ([]string, error) {
 		err  error
 	}
 	res := make(chan result, 1)
+	// Owner: deleteDir, which waits for it up to deleteTimeout; a
+	// go-zookeeper call takes no context, so past that it still ends when
+	// the admin connection closes with the cluster.
 	go func() {
 		var err error
 		for range 5 {
