@@ -33,6 +33,7 @@ const (
 	PropRevocation = "revocation noticed"
 	PropObserve    = "observed terms"
 	PropExpiry     = "no expiry while trusted"
+	PropCloseEnds  = "close ends holds"
 )
 
 // Violation is one broken property, with the slice of History that shows it.
@@ -79,6 +80,10 @@ type Stats struct {
 	MaxRecoveryFault int
 	// SlowestFinal is the longest final-round Lock.
 	SlowestFinal time.Duration
+	// Closes counts Session.Close calls on the resource's clients, and
+	// ClosedHolds the holds open when they were called.
+	Closes      int
+	ClosedHolds int
 	// Losses counts holds lost rather than released or closed.
 	// ClosestGrant is the least time from a lost hold's end to the start of
 	// the next hold, over the GrantsAfterLoss losses that had one: the
@@ -115,6 +120,9 @@ func (r *Report) Summary() string {
 		fmt.Fprintf(&b, "%s: acquisitions=%d writes=%d fenced-off=%d revoked-overlaps=%d\n",
 			res, s.Acquisitions, s.Writes, s.FencedOff, s.RevokedOverlaps)
 		fmt.Fprintf(&b, "%s: hold ends: %s\n", res, strings.Join(ends, " "))
+		if s.Closes > 0 {
+			fmt.Fprintf(&b, "%s: Session.Close calls: %d, on %d open holds\n", res, s.Closes, s.ClosedHolds)
+		}
 		if s.GrantsAfterLoss > 0 {
 			fmt.Fprintf(&b, "%s: closest grant after a lost hold: %v (over %d of %d losses)\n",
 				res, s.ClosestGrant.Round(time.Microsecond), s.GrantsAfterLoss, s.Losses)
@@ -227,9 +235,16 @@ func Check(events []Event, cfg Config) *Report {
 	c := &checker{all: evs, cfg: cfg, r: r}
 
 	holds := make(map[int]*hold)
+	byKey := make(map[string]*hold)
 	var order []*hold
 	faultStarts := make(map[int]Event)
 	var faultEnds []Event
+	type who struct {
+		res    string
+		client int
+	}
+	closeCalls := make(map[who]Event)
+	var closes []closing
 	for i := range evs {
 		e := evs[i]
 		if e.Hold != 0 {
@@ -241,6 +256,9 @@ func Check(events []Event, cfg Config) *Report {
 		case OpLockOK:
 			h := &hold{begin: e, lastSeen: e}
 			holds[e.Hold] = h
+			if e.Key != "" {
+				byKey[e.Key] = h
+			}
 			order = append(order, h)
 			stats(e.Res).Acquisitions++
 		case OpHoldEnd:
@@ -262,12 +280,30 @@ func Check(events []Event, cfg Config) *Report {
 				continue
 			}
 			faultEnds = append(faultEnds, e)
-			if e.Fault.Kind == FaultDeleteNode && e.OK {
+			start, started := faultStarts[e.Fault.ID]
+			if !e.OK || !started {
+				continue
+			}
+			switch e.Fault.Kind {
+			case FaultDeleteNode:
 				if h := holds[e.Fault.Hold]; h != nil {
-					if start, ok := faultStarts[e.Fault.ID]; ok {
+					h.revoke = &start
+				}
+			case FaultDeleteDir:
+				// Every contender node deleted with the directory: held
+				// ones are revoked, as by FaultDeleteNode.
+				for _, k := range e.Fault.Keys {
+					if h := byKey[k]; h != nil && h.revoke == nil {
 						h.revoke = &start
 					}
 				}
+			}
+		case OpCloseCall:
+			closeCalls[who{e.Res, e.Client}] = e
+		case OpCloseDone:
+			if call, ok := closeCalls[who{e.Res, e.Client}]; ok {
+				closes = append(closes, closing{call: call, done: e})
+				delete(closeCalls, who{e.Res, e.Client})
 			}
 		}
 	}
@@ -291,6 +327,7 @@ func Check(events []Event, cfg Config) *Report {
 		c.revocations(hs)
 		c.expiries(hs)
 		c.recovery(hs, faultEnds, stats(res))
+		c.closeEnds(hs, closes, stats(res))
 	}
 	c.writes(holds, stats)
 	c.finalRounds(stats)
@@ -430,6 +467,55 @@ func (c *checker) tokens(hs []*hold) {
 			c.violate(PropFencing, fmt.Sprintf("%s hold %d (c%d) has token 0x%x, not above 0x%x of the hold %d (c%d) before it",
 				h.begin.Res, h.begin.Hold, h.begin.Client, h.begin.Token, prev.begin.Token, prev.begin.Hold, prev.begin.Client),
 				prev.begin, h.begin)
+		}
+	}
+}
+
+// closing is one Session.Close: its call and its return.
+type closing struct{ call, done Event }
+
+// closeEnds: Session.Close ends every hold made under the Session before
+// it returns, and before any other client is granted what they held. A
+// hold is the closed Session's if it was open when Close was called (a
+// client holds at most one hold per resource, made under its current
+// Session); OpCloseDone lists those whose Done was still open when Close
+// returned.
+func (c *checker) closeEnds(hs []*hold, closes []closing, s *Stats) {
+	for _, cl := range closes {
+		if len(hs) == 0 || cl.call.Res != hs[0].begin.Res {
+			continue
+		}
+		s.Closes++
+		for _, id := range cl.done.Open {
+			c.violate(PropCloseEnds, fmt.Sprintf("%s c%d's Session.Close returned while its hold %d had not ended",
+				cl.call.Res, cl.call.Client, id), cl.call, cl.done)
+		}
+		for i, h := range hs {
+			if h.begin.Client != cl.call.Client || !h.begin.At.Before(cl.call.At) {
+				continue
+			}
+			if end := h.ended(); !end.IsZero() && end.Before(cl.call.At) {
+				continue // over before Close was called
+			}
+			s.ClosedHolds++
+			end := h.exclusiveUntil()
+			if end.IsZero() {
+				c.violate(PropCloseEnds, fmt.Sprintf("%s c%d's hold %d never ended, though its Session was closed",
+					h.begin.Res, h.begin.Client, h.begin.Hold), h.begin, cl.call, cl.done)
+				continue
+			}
+			// The first grant to another client after Close was called.
+			for _, n := range hs[i+1:] {
+				if n.begin.Client == h.begin.Client || !n.begin.At.After(cl.call.At) {
+					continue
+				}
+				if n.begin.At.Before(end) {
+					c.violate(PropCloseEnds, fmt.Sprintf("%s c%d's hold %d (token 0x%x) was granted %v before c%d's hold %d, whose Session was being closed, ended",
+						n.begin.Res, n.begin.Client, n.begin.Hold, n.begin.Token, end.Sub(n.begin.At), h.begin.Client, h.begin.Hold),
+						append(h.events(), cl.call, cl.done, n.begin)...)
+				}
+				break
+			}
 		}
 	}
 }

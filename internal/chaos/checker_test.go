@@ -224,6 +224,73 @@ func TestCheckRevocation(t *testing.T) {
 	assert.Equal(t, []string{PropMutex}, properties(b.check()))
 }
 
+func TestCheckDirectoryDeleted(t *testing.T) {
+	// An operator deletes the directory with c0's node (held) and c1's
+	// (waiting) at 150; c1 requeues and is granted at 155, before c0 hears
+	// of it at 160.
+	b := newBuilder()
+	a := b.begin(ResLock, 0, 10, 100)
+	b.faults++
+	f := &Fault{ID: b.faults, Kind: FaultDeleteDir, Client: -1, Res: ResLock, Dir: "/lock",
+		Keys: []string{b.evs[len(b.evs)-1].Key, "/lock/_c_0123456789abcdef0123456789abcdef0123-lock-0000000099"}}
+	b.add(150, Event{Op: OpFaultStart, Client: -1, Fault: f})
+	b.add(151, Event{Op: OpFaultEnd, Client: -1, Fault: f, OK: true})
+	c1 := b.begin(ResLock, 1, 12, 155)
+	b.add(160, Event{Op: OpHoldEnd, Res: ResLock, Client: 0, Hold: a, Err: errDeleted})
+	b.add(200, Event{Op: OpUnlockCall, Res: ResLock, Client: 1, Hold: c1})
+	b.add(201, Event{Op: OpHoldEnd, Res: ResLock, Client: 1, Hold: c1, Err: errReleased})
+	r := b.check()
+	require.Empty(t, r.Violations)
+	assert.Equal(t, 1, r.Res[ResLock].RevokedOverlaps)
+	assert.Equal(t, 1, r.Faults[FaultDeleteDir])
+
+	// A hold whose node was not among those deleted is not excused.
+	f.Keys = f.Keys[1:]
+	assert.Equal(t, []string{PropMutex, PropExpiry}, properties(b.check()))
+}
+
+func TestCheckCloseEndsHolds(t *testing.T) {
+	closeAt := func(b *builder, client, call, done int, open ...int) {
+		b.add(call, Event{Op: OpCloseCall, Res: ResLock, Client: client})
+		b.add(done, Event{Op: OpCloseDone, Res: ResLock, Client: client, Open: open})
+	}
+	// c0 holds; its Session is closed at 150; its hold ends at 151, before
+	// Close returns at 160 and c1 is granted at 170.
+	b := newBuilder()
+	a := b.lost(ResLock, 0, 10, 100, 151, errClosed)
+	closeAt(b, 0, 150, 160)
+	b.released(ResLock, 1, 12, 170, 200)
+	r := b.check()
+	require.Empty(t, r.Violations)
+	assert.Equal(t, 1, r.Res[ResLock].Closes)
+	assert.Equal(t, 1, r.Res[ResLock].ClosedHolds)
+
+	// Close returned with the hold still open.
+	b = newBuilder()
+	a = b.lost(ResLock, 0, 10, 100, 165, errClosed)
+	closeAt(b, 0, 150, 160, a)
+	b.released(ResLock, 1, 12, 170, 200)
+	r = b.check()
+	assert.Equal(t, []string{PropCloseEnds}, properties(r))
+	assert.Contains(t, r.Violations[0].Detail, fmt.Sprintf("hold %d had not ended", a))
+
+	// Another client was granted before the closed hold ended.
+	b = newBuilder()
+	b.lost(ResLock, 0, 10, 100, 158, errClosed)
+	closeAt(b, 0, 150, 160)
+	b.released(ResLock, 1, 12, 155, 200)
+	assert.Equal(t, []string{PropMutex, PropCloseEnds}, properties(b.check()))
+
+	// A hold that ended before Close was called is not the Close's.
+	b = newBuilder()
+	b.released(ResLock, 0, 10, 100, 120)
+	closeAt(b, 0, 150, 160)
+	b.released(ResLock, 1, 12, 155, 200)
+	r = b.check()
+	require.Empty(t, r.Violations)
+	assert.Zero(t, r.Res[ResLock].ClosedHolds)
+}
+
 func TestCheckExpiryWhileTrusted(t *testing.T) {
 	// The node went, and no operator deleted it: the server expired the
 	// session while the client counted on it.

@@ -1,16 +1,28 @@
 // Package chaos is a Jepsen-style test of zklock's locks and elections: a
 // generator draws faults from a seed (cut and blackholed connections,
 // session expiry, killed, paused and lost servers, lock nodes deleted by an
-// operator) and a nemesis injects them, one at a time, into a three-server
-// ensemble while clients contend for a Mutex and run an Election; every
-// client records what it saw in one History; a pure checker then judges the
-// History against the safety model of package zklock (see its package
-// documentation):
+// operator, a lock or election directory deleted with all its nodes in one
+// multi, Session.Close in the middle of a connection fault, and bursts of
+// cuts that make a client reconnect through a server list holding a hung
+// server or a name that does not resolve, or re-send its digest
+// credentials, and a lock client's process stopped past its session
+// timeout) and a nemesis injects them, one at a time, into a three-server
+// ensemble while clients contend for a Mutex and run an Election. Some
+// clients have a hung server or an unresolvable name in their server list
+// from the start; the candidates authenticate and their nodes carry a
+// digest-only ACL; a client whose Session is closed goes on with a new one;
+// one lock client runs in a child process, whose hold counts until its last
+// check that found it held. Every client records what it saw in one
+// History; a pure checker then judges the History against the safety model
+// of package zklock (see its package documentation):
 //
 //   - mutual exclusion as holders see it: a hold ends (its Done closes, or
 //     Unlock is called) before the next hold's Lock returns, except that a
 //     holder whose node an operator deleted cannot know before the server
 //     tells it;
+//   - Close ends holds: when Session.Close returns, every hold made under
+//     the Session has ended (its Done is closed), and no other client was
+//     granted before it ended;
 //   - no expiry while trusted: a hold never learns that its node is gone
 //     unless an operator deleted it, since the Session presumes its session
 //     lost before the server may expire it;
@@ -26,11 +38,11 @@
 // Everything runs in one process, so all timestamps come from one monotonic
 // clock and can be compared directly.
 //
-// TestChaos runs for about a minute by default: one fixed seed and one
-// random seed, each printed. Environment variables adjust it:
+// TestChaos runs for about a minute and a half by default: one fixed seed
+// and one random seed, each printed. Environment variables adjust it:
 //
 //	ZKLOCK_CHAOS_SEED=42           run only this seed (a comma-separated list for several)
-//	ZKLOCK_CHAOS_DURATION=10m      length of each seed's fault phase (default 25s)
+//	ZKLOCK_CHAOS_DURATION=10m      length of each seed's fault phase (default 30s)
 //	ZKLOCK_CHAOS_HISTORY=/tmp      write each run's whole History to a file there
 //
 // TestChaosRegressions replays the seeds that once found bugs (the long

@@ -10,8 +10,9 @@ import (
 // FaultKind is a kind of fault the nemesis injects.
 type FaultKind int
 
-// The fault kinds. Client faults act on one client's own proxies, server
-// faults on the ensemble, FaultDeleteNode on one hold.
+// The fault kinds. Client faults act on one client's own proxies or
+// Session, server faults on the ensemble, FaultDeleteNode on one hold,
+// FaultDeleteDir on one scenario's directory.
 const (
 	// FaultCut resets every connection of one client.
 	FaultCut FaultKind = iota + 1
@@ -32,12 +33,39 @@ const (
 	FaultDeleteNode
 	// FaultPause stops one server process (SIGSTOP) and continues it.
 	FaultPause
+	// FaultHungServer cuts the connections of a client whose server list
+	// holds a server that accepts and never answers, again and again, so
+	// its reconnects walk the list and some land on that server.
+	FaultHungServer
+	// FaultBadName is FaultHungServer for a client whose server list holds
+	// a name that does not resolve.
+	FaultBadName
+	// FaultAuthReconnect is FaultHungServer for a client that authenticates
+	// (digest), so each reconnect re-sends its credentials.
+	FaultAuthReconnect
+	// FaultCloseSession closes a client's Session in the middle of a fault
+	// on its connections (blackholed or just cut); the client goes on with
+	// a new Session.
+	FaultCloseSession
+	// FaultDeleteDir deletes the lock or election directory with every
+	// contender node in it, in one multi, as an operator would.
+	FaultDeleteDir
+	// FaultClientPause stops the process of a lock client (SIGSTOP) for
+	// longer than its session timeout and continues it.
+	FaultClientPause
 )
+
+// FirstFaults are the kinds the nemesis began with, in their order: a
+// seed's schedule over them is the one it had then, so the regression
+// seeds found then still replay their schedules.
+var FirstFaults = AllFaults[:8:8]
 
 // AllFaults lists every FaultKind.
 var AllFaults = []FaultKind{
 	FaultCut, FaultExpire, FaultShortBlackhole, FaultStopFollower,
 	FaultStopLeader, FaultQuorumLoss, FaultDeleteNode, FaultPause,
+	FaultHungServer, FaultBadName, FaultAuthReconnect, FaultCloseSession,
+	FaultDeleteDir, FaultClientPause,
 }
 
 var faultNames = map[FaultKind]string{
@@ -49,6 +77,12 @@ var faultNames = map[FaultKind]string{
 	FaultQuorumLoss:     "quorum-loss",
 	FaultDeleteNode:     "delete-node",
 	FaultPause:          "pause",
+	FaultHungServer:     "hung-server",
+	FaultBadName:        "bad-name",
+	FaultAuthReconnect:  "auth-reconnect",
+	FaultCloseSession:   "close-session",
+	FaultDeleteDir:      "delete-dir",
+	FaultClientPause:    "client-pause",
 }
 
 func (k FaultKind) String() string {
@@ -79,13 +113,18 @@ type Plan struct {
 type Generator struct {
 	rng     *rand.Rand
 	timeout time.Duration
+	kinds   []FaultKind
 	bag     []FaultKind
 }
 
 // NewGenerator returns a Generator for clients with the given session
-// timeout, from which fault lengths are scaled.
-func NewGenerator(seed uint64, sessionTimeout time.Duration) *Generator {
-	return &Generator{rng: rand.New(rand.NewPCG(seed, 0x5eed_c4a05)), timeout: sessionTimeout}
+// timeout, from which fault lengths are scaled, drawing kinds (every kind,
+// AllFaults, if none are given).
+func NewGenerator(seed uint64, sessionTimeout time.Duration, kinds ...FaultKind) *Generator {
+	if len(kinds) == 0 {
+		kinds = AllFaults
+	}
+	return &Generator{rng: rand.New(rand.NewPCG(seed, 0x5eed_c4a05)), timeout: sessionTimeout, kinds: kinds}
 }
 
 // between returns a duration drawn uniformly from [lo, hi).
@@ -96,7 +135,7 @@ func (g *Generator) between(lo, hi time.Duration) time.Duration {
 // Next draws the next Plan.
 func (g *Generator) Next() Plan {
 	if len(g.bag) == 0 {
-		g.bag = append(g.bag, AllFaults...)
+		g.bag = append(g.bag, g.kinds...)
 		g.rng.Shuffle(len(g.bag), func(i, j int) { g.bag[i], g.bag[j] = g.bag[j], g.bag[i] })
 	}
 	p := Plan{Kind: g.bag[0]}
@@ -117,6 +156,15 @@ func (g *Generator) Next() Plan {
 		p.Length = g.between(t, 2*t)
 	case FaultPause:
 		p.Length = g.between(t/2, 5*t/4)
+	case FaultHungServer, FaultBadName, FaultAuthReconnect:
+		// Cuts every T/4 (cutEvery): two to six reconnects.
+		p.Length = g.between(t/2, 3*t/2)
+	case FaultCloseSession:
+		p.Length = g.between(t/4, t)
+	case FaultClientPause:
+		// Past T: the server expires the session while the client cannot
+		// run.
+		p.Length = g.between(3*t/2, 5*t/2)
 	}
 	p.Gap = g.between(t/4, 3*t/4)
 	p.Pick = g.rng.Uint64()
@@ -133,6 +181,11 @@ type Fault struct {
 	Client  int    // client faults: the target client; -1 otherwise
 	Hold    int    // FaultDeleteNode: the hold whose node was deleted
 	Servers []int  // server faults: the servers acted on (0-based)
+	// FaultDeleteDir: the directory (Res names its scenario) and the
+	// contender nodes deleted with it, as keys under the chroot.
+	Dir  string
+	Keys []string
+	Note string // how the fault was applied, when a kind has variants
 }
 
 func (f *Fault) String() string {
@@ -143,6 +196,12 @@ func (f *Fault) String() string {
 	}
 	if f.Hold != 0 {
 		fmt.Fprintf(&b, " target-hold=%d", f.Hold)
+	}
+	if f.Dir != "" {
+		fmt.Fprintf(&b, " dir=%s with %d nodes", f.Dir, len(f.Keys))
+	}
+	if f.Note != "" {
+		fmt.Fprintf(&b, " (%s)", f.Note)
 	}
 	for _, s := range f.Servers {
 		fmt.Fprintf(&b, " zk%d", s+1)

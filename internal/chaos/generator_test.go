@@ -32,12 +32,12 @@ func TestGeneratorCoversEveryKind(t *testing.T) {
 			seen[p.Kind] = true
 			assert.GreaterOrEqual(t, p.Gap, timeout/4)
 			switch p.Kind {
-			case FaultExpire:
+			case FaultExpire, FaultClientPause:
 				assert.Greater(t, p.Length, timeout, "outlasts the session")
 			case FaultShortBlackhole:
 				assert.Less(t, p.Length, 2*timeout/5, "shorter than 40%% of the session timeout")
 				assert.Positive(t, p.Length)
-			case FaultCut, FaultDeleteNode:
+			case FaultCut, FaultDeleteNode, FaultDeleteDir:
 				assert.Zero(t, p.Length)
 			default:
 				assert.Positive(t, p.Length)
@@ -45,6 +45,14 @@ func TestGeneratorCoversEveryKind(t *testing.T) {
 		}
 		assert.Len(t, seen, len(AllFaults), "round %d draws every kind once", round)
 	}
+}
+
+func TestGeneratorKeepsFirstSchedules(t *testing.T) {
+	// Seed 209's first fault, as found (regressionSeeds): the leader
+	// paused for 1.805s.
+	p := NewGenerator(209, 2*time.Second, FirstFaults...).Next()
+	assert.Equal(t, FaultPause, p.Kind)
+	assert.Equal(t, 1805*time.Millisecond, p.Length.Round(time.Millisecond))
 }
 
 func TestResource(t *testing.T) {

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,18 +44,66 @@ const (
 	healthyTimeout = 60 * time.Second
 	modeTimeout    = 3 * time.Second
 	deleteTimeout  = 15 * time.Second
+	closeTimeout   = 30 * time.Second
+
+	// badName is a server name that never resolves (RFC 2606).
+	badName = "zk-gone.invalid:2181"
+	// The digest credentials of the clients that authenticate. Candidates
+	// (and the observer) all do, and their nodes carry a digest-only ACL,
+	// so every election request after a reconnect needs the credentials
+	// re-sent; odd-numbered mutex clients authenticate with the default
+	// ACL, so the lock directory stays open to the others.
+	authUser     = "chaos"
+	authPassword = "secret"
 )
 
 // client is one participant: a Session through its own proxies, so faults
-// can target it alone, and its Mutex or Election.
+// can target it alone, and its Mutex or Election. FaultCloseSession
+// replaces the Session and the recipe.
 type client struct {
-	res string // ResLock or ResElection
-	id  int
-	ps  *zktest.Proxies
-	s   *zklock.Session
-	m   *zklock.Mutex    // ResLock
-	e   *zklock.Election // ResElection
-	rng *rand.Rand       // the client's own: used by its goroutine only
+	res     string // ResLock or ResElection
+	id      int
+	ps      *zktest.Proxies
+	servers []string               // the proxies, plus a hung server or a bad name for some
+	opts    []zklock.SessionOption // the options each of its Sessions is made with
+	hung    bool                   // servers holds a hung server
+	bad     bool                   // servers holds a name that does not resolve
+	auth    bool                   // its Sessions authenticate
+	rng     *rand.Rand             // the client's own: used by its goroutine only
+	// Dials of the hung server and of the bad name, by all its Sessions:
+	// they show the faults that aim at them took effect.
+	hungDials, badDials atomic.Int64
+
+	mu      sync.Mutex       // guards s, m, e and renewed
+	s       *zklock.Session  // the current Session
+	m       *zklock.Mutex    // ResLock
+	e       *zklock.Election // ResElection
+	renewed chan struct{}    // closed when s is replaced
+}
+
+// current returns the client's Session, its recipe, and a channel closed
+// when they are replaced.
+func (c *client) current() (*zklock.Session, *zklock.Mutex, *zklock.Election, <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.s, c.m, c.e, c.renewed
+}
+
+// install makes s the client's Session, with a new recipe on it, and tells
+// whoever waits on the previous one.
+func (c *client) install(s *zklock.Session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.s = s
+	if c.res == ResLock {
+		c.m = zklock.NewMutex(s, lockPath, zklock.WithData(fmt.Appendf(nil, "client-%d", c.id)))
+	} else {
+		c.e = zklock.NewElection(s, electionPath, zklock.WithValue([]byte(candidateValue(c.id))))
+	}
+	if c.renewed != nil {
+		close(c.renewed)
+	}
+	c.renewed = make(chan struct{})
 }
 
 func candidateValue(id int) string { return fmt.Sprintf("cand-%d", id) }
@@ -76,13 +126,58 @@ type rig struct {
 	observer   *zklock.Election
 	sessionsMu sync.Mutex // guards sessions
 	sessions   []*zklock.Session
+	timeout    time.Duration // negotiated
+	hung       string        // a server that accepts and never answers
+	child      *childProc    // a lock client in its own process
+
+	liveMu sync.Mutex       // guards live
+	live   map[int]liveHold // holds begun whose Done has not been seen closed, by id
 
 	wg sync.WaitGroup // hold watchers, state recorders, the observer reader
 }
 
+// liveHold is a hold whose end the harness has yet to see, kept so that
+// the end of Session.Close can look at its Done directly.
+type liveHold struct {
+	res    string
+	client int
+	done   <-chan struct{}
+}
+
+func (r *rig) addLive(id int, res string, client int, done <-chan struct{}) {
+	r.liveMu.Lock()
+	defer r.liveMu.Unlock()
+	r.live[id] = liveHold{res: res, client: client, done: done}
+}
+
+func (r *rig) dropLive(id int) {
+	r.liveMu.Lock()
+	defer r.liveMu.Unlock()
+	delete(r.live, id)
+}
+
+// stillOpen returns the client's holds whose Done is open right now.
+func (r *rig) stillOpen(res string, client int) []int {
+	r.liveMu.Lock()
+	defer r.liveMu.Unlock()
+	var out []int
+	for id, l := range r.live {
+		if l.res != res || l.client != client {
+			continue
+		}
+		select {
+		case <-l.done:
+		default:
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // runChaos runs both scenarios against one fresh ensemble under the faults
-// drawn from seed, for dur, then checks the History.
-func runChaos(t *testing.T, seed uint64, dur time.Duration) {
+// of kinds drawn from seed, for dur, then checks the History.
+func runChaos(t *testing.T, seed uint64, kinds []FaultKind, dur time.Duration) {
 	zc := zktest.Start(t, 3)
 	r := &rig{
 		t:     t,
@@ -91,6 +186,13 @@ func runChaos(t *testing.T, seed uint64, dur time.Duration) {
 		root:  zc.Root(t),
 		admin: zc.Admin(t),
 		h:     NewHistory(),
+		hung:  zktest.HungServer(t),
+		live:  make(map[int]liveHold),
+	}
+	// The operator reaches the election's nodes, which only the digest
+	// user may touch.
+	if err := r.admin.AddAuth("digest", []byte(authUser+":"+authPassword)); err != nil {
+		t.Fatalf("admin auth: %v", err)
 	}
 	mutexCtx, stopMutexes := context.WithCancel(context.Background())
 	electionCtx, stopElection := context.WithCancel(context.Background())
@@ -99,11 +201,20 @@ func runChaos(t *testing.T, seed uint64, dur time.Duration) {
 	t.Cleanup(func() {
 		stopMutexes()
 		stopElection()
+		if r.child != nil {
+			_ = r.child.stop()
+		}
 		r.closeSessions()
 		r.join(&r.wg, "recorders")
 	})
 
 	timeout := r.connectAll(seed)
+	r.timeout = timeout
+	child, err := r.startChild(r.zc.NewProxies(t).Addrs(), seed)
+	if err != nil {
+		t.Fatalf("starting the child holder: %v", err)
+	}
+	r.child = child
 	r.cfg = Config{Bound: timeout + 5*time.Second, RevocationBound: timeout + 5*time.Second}
 	t.Logf("negotiated session timeout %v; %d mutex clients, %d candidates; faults for %v", timeout, mutexClients, candidates, dur)
 
@@ -120,12 +231,15 @@ func runChaos(t *testing.T, seed uint64, dur time.Duration) {
 	r.waitFor("a first lock holder and leader", joinTimeout, func() bool {
 		return len(r.h.Open(ResLock)) > 0 && len(r.h.Open(ResElection)) > 0
 	})
-	r.nemesis(seed, timeout, dur)
+	r.nemesis(seed, kinds, timeout, dur)
 
 	// Liveness, now that the faults have stopped.
 	r.leaderCheck()
 	stopMutexes()
 	r.join(&mutexLoops, "mutex clients")
+	if err := r.child.stop(); err != nil {
+		t.Error(err)
+	}
 	r.finalRound()
 	stopElection()
 	r.join(&electionLoops, "candidates")
@@ -161,41 +275,94 @@ func runChaos(t *testing.T, seed uint64, dur time.Duration) {
 	r.waitEmpty(r.root+electionPath, timeout+15*time.Second)
 }
 
+// connect opens a Session on servers with opts and registers it for
+// closing. Its dials of the hung server and the bad name are counted in c,
+// if not nil.
+func (r *rig) connect(c *client, servers []string, opts ...zklock.SessionOption) (*zklock.Session, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+	defer cancel()
+	dial := func(network, addr string, timeout time.Duration) (net.Conn, error) {
+		if c != nil {
+			switch addr {
+			case r.hung:
+				c.hungDials.Add(1)
+			case badName:
+				c.badDials.Add(1)
+			}
+		}
+		return net.DialTimeout(network, addr, timeout)
+	}
+	opts = append([]zklock.SessionOption{zklock.WithChroot(r.root), zklock.WithSessionTimeout(sessionTimeout),
+		zklock.WithDialer(dial)}, opts...)
+	s, err := zklock.Connect(ctx, servers, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %v: %w", servers, err)
+	}
+	r.sessionsMu.Lock()
+	r.sessions = append(r.sessions, s)
+	r.sessionsMu.Unlock()
+	return s, nil
+}
+
+// authOpts are the options of a client that authenticates; the election's
+// nodes are the digest user's alone.
+func authOpts(res string) []zklock.SessionOption {
+	opts := []zklock.SessionOption{zklock.WithDigestAuth(authUser, authPassword)}
+	if res == ResElection {
+		opts = append(opts, zklock.WithACL(zk.DigestACL(zk.PermAll, authUser, authPassword)...))
+	}
+	return opts
+}
+
 // connectAll creates every client and the observer and returns the
 // negotiated session timeout.
 func (r *rig) connectAll(seed uint64) time.Duration {
-	connect := func(servers []string) *zklock.Session {
-		ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
-		defer cancel()
-		s, err := zklock.Connect(ctx, servers, zklock.WithChroot(r.root), zklock.WithSessionTimeout(sessionTimeout))
-		if err != nil {
-			r.t.Fatalf("connect: %v", err)
-		}
-		r.sessionsMu.Lock()
-		r.sessions = append(r.sessions, s)
-		r.sessionsMu.Unlock()
-		return s
-	}
 	newClient := func(res string, id int) *client {
 		ps := r.zc.NewProxies(r.t)
-		c := &client{res: res, id: id, ps: ps, s: connect(ps.Addrs()),
+		c := &client{res: res, id: id, ps: ps, servers: ps.Addrs(),
 			rng: rand.New(rand.NewPCG(seed, uint64(len(r.mutexes)+len(r.cands))))}
-		r.recordStates(c)
+		// Some clients have a hung server or a name that does not resolve
+		// in their list, at a place drawn from the seed, so some of their
+		// reconnects (or the first connect) land on it.
+		switch id % 4 {
+		case 1:
+			c.hung = true
+		case 2:
+			c.bad = true
+		case 3:
+			c.hung, c.bad = true, true
+		}
+		if c.hung {
+			c.servers = slices.Insert(c.servers, c.rng.IntN(len(c.servers)+1), r.hung)
+		}
+		if c.bad {
+			c.servers = slices.Insert(c.servers, c.rng.IntN(len(c.servers)+1), badName)
+		}
+		if res == ResElection || id%2 == 1 {
+			c.auth = true
+			c.opts = authOpts(res)
+		}
+		s, err := r.connect(c, c.servers, c.opts...)
+		if err != nil {
+			r.t.Fatalf("%s c%d: %v", res, id, err)
+		}
+		c.install(s)
+		r.recordStates(c, s)
 		return c
 	}
 	for i := range mutexClients {
-		c := newClient(ResLock, i)
-		c.m = zklock.NewMutex(c.s, lockPath, zklock.WithData(fmt.Appendf(nil, "client-%d", i)))
-		r.mutexes = append(r.mutexes, c)
+		r.mutexes = append(r.mutexes, newClient(ResLock, i))
 	}
 	for i := range candidates {
-		c := newClient(ResElection, i)
-		c.e = zklock.NewElection(c.s, electionPath, zklock.WithValue([]byte(candidateValue(i))))
-		r.cands = append(r.cands, c)
+		r.cands = append(r.cands, newClient(ResElection, i))
 	}
 	// The observer stands outside the faults aimed at clients: it shares
 	// the cluster's proxies.
-	r.observer = zklock.NewElection(connect(r.zc.Servers()), electionPath)
+	obs, err := r.connect(nil, r.zc.Servers(), authOpts(ResElection)...)
+	if err != nil {
+		r.t.Fatalf("observer: %v", err)
+	}
+	r.observer = zklock.NewElection(obs, electionPath)
 	terms, err := r.observer.Observe(context.Background()) // ends when its Session closes
 	if err != nil {
 		r.t.Fatalf("observe: %v", err)
@@ -205,17 +372,18 @@ func (r *rig) connectAll(seed uint64) time.Duration {
 			r.h.Add(Event{Op: OpObserve, Res: ResElection, Client: -1, Token: term.Token, Key: term.Key, Note: string(term.Value)})
 		}
 	})
-	timeout := r.mutexes[0].s.NegotiatedTimeout()
+	s, _, _, _ := r.mutexes[0].current()
+	timeout := s.NegotiatedTimeout()
 	if timeout != sessionTimeout {
 		r.t.Fatalf("negotiated session timeout %v, want %v", timeout, sessionTimeout)
 	}
 	return timeout
 }
 
-// recordStates copies c's Session state changes into the History; they
-// explain the holds' ends when a violation is printed.
-func (r *rig) recordStates(c *client) {
-	sub := c.s.Subscribe()
+// recordStates copies the state changes of s, c's Session, into the
+// History; they explain the holds' ends when a violation is printed.
+func (r *rig) recordStates(c *client, s *zklock.Session) {
+	sub := s.Subscribe()
 	r.wg.Go(func() {
 		defer sub.Stop()
 		for {
@@ -275,10 +443,12 @@ func (r *rig) join(wg *sync.WaitGroup, what string) {
 
 // watchHold records the end of a hold the moment its Done closes.
 func (r *rig) watchHold(done <-chan struct{}, hold context.Context, res string, client, id int) {
+	r.addLive(id, res, client, done)
 	r.wg.Go(func() {
 		<-done // bounded: every hold ends at the latest when its Session closes
 		at := time.Now()
 		r.h.Add(Event{At: at, Op: OpHoldEnd, Res: res, Client: client, Hold: id, Err: context.Cause(hold)})
+		r.dropLive(id)
 	})
 }
 
@@ -297,14 +467,19 @@ func (r *rig) write(hold context.Context, res *Resource, name string, client, id
 	return true
 }
 
-// mutexLoop locks, works and unlocks until ctx ends.
+// mutexLoop locks, works and unlocks until ctx ends, going on with the
+// new Session when its Session is closed.
 func (r *rig) mutexLoop(ctx context.Context, c *client) {
 	for ctx.Err() == nil {
-		err := r.lockOnce(ctx, c, writesPerHold)
+		_, m, _, renewed := c.current()
+		err := r.lockOnce(ctx, c, m, writesPerHold)
 		switch {
 		case err == nil, ctx.Err() != nil:
 		case errors.Is(err, zklock.ErrSessionClosed):
-			return
+			select {
+			case <-renewed: // bounded: the nemesis replaces a closed Session at once
+			case <-ctx.Done():
+			}
 		default:
 			// Not expected, but recorded; do not spin on it.
 			select {
@@ -315,18 +490,19 @@ func (r *rig) mutexLoop(ctx context.Context, c *client) {
 	}
 }
 
-// lockOnce is one Lock, critical section and Unlock, all recorded.
-func (r *rig) lockOnce(ctx context.Context, c *client, writes int) error {
+// lockOnce is one Lock of m, c's Mutex, critical section and Unlock, all
+// recorded.
+func (r *rig) lockOnce(ctx context.Context, c *client, m *zklock.Mutex, writes int) error {
 	r.h.Add(Event{Op: OpLockCall, Res: ResLock, Client: c.id})
-	err := c.m.Lock(ctx)
+	err := m.Lock(ctx)
 	at := time.Now()
 	if err != nil {
 		r.h.Add(Event{At: at, Op: OpLockErr, Res: ResLock, Client: c.id, Err: err})
 		return err
 	}
-	// Only this goroutine locks c.m, so these all describe the hold just
+	// Only this goroutine locks m, so these all describe the hold just
 	// granted, even if it has already been lost.
-	hold, done, token, key := c.m.Context(), c.m.Done(), c.m.Token(), c.m.Key()
+	hold, done, token, key := m.Context(), m.Done(), m.Token(), m.Key()
 	id := r.h.Begin(Event{At: at, Res: ResLock, Client: c.id, Token: token, Key: key})
 	r.watchHold(done, hold, ResLock, c.id, id)
 
@@ -351,32 +527,49 @@ func (r *rig) lockOnce(ctx context.Context, c *client, writes int) error {
 
 	r.h.Add(Event{Op: OpUnlockCall, Res: ResLock, Client: c.id, Hold: id})
 	uctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
-	err = c.m.Unlock(uctx)
+	err = m.Unlock(uctx)
 	cancel()
 	r.h.Add(Event{Op: OpUnlockDone, Res: ResLock, Client: c.id, Hold: id, Err: err})
 	return nil
 }
 
-// candidate runs c in the election until ctx ends; each term writes to the
-// fenced resource until leadership ends.
+// candidate runs c in the election until ctx ends, going on with the new
+// Session when its Session is closed; each term writes to the fenced
+// resource until leadership ends.
 func (r *rig) candidate(ctx context.Context, c *client) {
-	err := c.e.Run(ctx, func(lead context.Context) error {
-		at := time.Now()
-		token, key := c.e.Token(), c.e.Key()
-		id := r.h.Begin(Event{At: at, Res: ResElection, Client: c.id, Token: token, Key: key})
-		for r.write(lead, &r.electionRes, ResElection, c.id, id, token) {
-			select {
-			case <-time.After(termWriteEvery):
-				continue
-			case <-lead.Done():
+	for {
+		_, _, e, renewed := c.current()
+		err := e.Run(ctx, func(lead context.Context) error {
+			at := time.Now()
+			token, key := e.Token(), e.Key()
+			id := r.h.Begin(Event{At: at, Res: ResElection, Client: c.id, Token: token, Key: key})
+			r.addLive(id, ResElection, c.id, lead.Done())
+			for r.write(lead, &r.electionRes, ResElection, c.id, id, token) {
+				select {
+				case <-time.After(termWriteEvery):
+					continue
+				case <-lead.Done():
+				}
+				break
 			}
-			break
+			<-lead.Done() // at once: the write above saw it end
+			r.h.Add(Event{At: time.Now(), Op: OpHoldEnd, Res: ResElection, Client: c.id, Hold: id, Err: context.Cause(lead)})
+			r.dropLive(id)
+			return nil
+		})
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, zklock.ErrSessionClosed):
+			select {
+			case <-renewed: // bounded: the nemesis replaces a closed Session at once
+			case <-ctx.Done():
+				return
+			}
+		default:
+			r.t.Errorf("candidate %d: Run returned before its context ended: %v", c.id, err)
+			return
 		}
-		r.h.Add(Event{At: time.Now(), Op: OpHoldEnd, Res: ResElection, Client: c.id, Hold: id, Err: context.Cause(lead)})
-		return nil
-	})
-	if ctx.Err() == nil {
-		r.t.Errorf("candidate %d: Run returned before its context ended: %v", c.id, err)
 	}
 }
 
@@ -441,7 +634,10 @@ func (r *rig) finalRound() {
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, c := range r.mutexes {
-		wg.Go(func() { _ = r.lockOnce(ctx, c, 1) })
+		wg.Go(func() {
+			_, m, _, _ := c.current()
+			_ = r.lockOnce(ctx, c, m, 1)
+		})
 	}
 	wg.Wait()
 }

@@ -43,6 +43,8 @@ const (
 	OpFaultStart               // the nemesis starts a fault
 	OpFaultEnd                 // the nemesis has removed a fault
 	OpPhase                    // a phase marker for the checker
+	OpCloseCall                // the harness calls the client's Session.Close
+	OpCloseDone                // Session.Close returned; Open lists holds still open
 )
 
 var opNames = map[Op]string{
@@ -58,6 +60,8 @@ var opNames = map[Op]string{
 	OpFaultStart: "fault-start",
 	OpFaultEnd:   "fault-end",
 	OpPhase:      "phase",
+	OpCloseCall:  "close-call",
+	OpCloseDone:  "close-done",
 }
 
 func (o Op) String() string {
@@ -83,6 +87,9 @@ type Event struct {
 	Fault  *Fault // OpFaultStart, OpFaultEnd
 	Phase  string // OpPhase
 	Note   string // free text for people reading the History
+	// OpCloseDone: the client's holds whose Done had not closed when Close
+	// returned (looked at right then, not as their watchers report).
+	Open []int
 }
 
 // String formats e with its time relative to base.
@@ -113,6 +120,10 @@ func (e Event) String(base time.Time) string {
 		fmt.Fprintf(&b, " effective=%t", e.OK)
 	case OpPhase:
 		fmt.Fprintf(&b, " %s ok=%t", e.Phase, e.OK)
+	case OpCloseDone:
+		if len(e.Open) > 0 {
+			fmt.Fprintf(&b, " holds-still-open=%v", e.Open)
+		}
 	}
 	if e.Fault != nil {
 		fmt.Fprintf(&b, " %s", e.Fault)

@@ -5,14 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/go-zookeeper/zk"
 )
 
-// nemesis injects faults drawn from seed, one at a time with gaps, for dur;
-// the last fault may run past dur. It stops at the first fault it cannot
-// inject or remove, failing the test.
-func (r *rig) nemesis(seed uint64, timeout, dur time.Duration) {
-	gen := NewGenerator(seed, timeout)
+// nemesis injects faults of kinds drawn from seed, one at a time with
+// gaps, for dur; the last fault may run past dur. It stops at the first
+// fault it cannot inject or remove, failing the test.
+func (r *rig) nemesis(seed uint64, kinds []FaultKind, timeout, dur time.Duration) {
+	gen := NewGenerator(seed, timeout, kinds...)
 	end := time.Now().Add(dur)
 	for id := 1; time.Now().Before(end); id++ {
 		p := gen.Next()
@@ -54,6 +57,74 @@ func (r *rig) inject(id int, p Plan) error {
 			c.ps.Heal()
 		}
 		end(true, "")
+		return nil
+
+	case FaultHungServer, FaultBadName, FaultAuthReconnect:
+		c := r.pickClientWhere(p, aimed, isAimed, func(c *client) bool {
+			switch p.Kind {
+			case FaultHungServer:
+				return c.hung
+			case FaultBadName:
+				return c.bad
+			}
+			return c.auth
+		})
+		f.Res, f.Client = c.res, c.id
+		hung, bad := c.hungDials.Load(), c.badDials.Load()
+		start()
+		n := r.cutBurst(c, p.Length)
+		end(true, fmt.Sprintf("%d cuts; dials of the hung server %d, of the bad name %d; servers %s",
+			n, c.hungDials.Load()-hung, c.badDials.Load()-bad, r.serverList(c)))
+		return nil
+
+	case FaultCloseSession:
+		c := r.pickClient(p, aimed, isAimed)
+		f.Res, f.Client = c.res, c.id
+		blackhole := (p.Pick>>33)%2 == 0
+		if blackhole {
+			f.Note = "closed while blackholed"
+		} else {
+			f.Note = "closed while reconnecting after a cut"
+			f.Length = 0
+		}
+		start()
+		if err := r.closeSession(c, p.Length, blackhole); err != nil {
+			return err
+		}
+		end(true, "")
+		return nil
+
+	case FaultDeleteDir:
+		res, dir := ResLock, lockPath
+		if (p.Pick>>32)%2 == 1 {
+			res, dir = ResElection, electionPath
+		}
+		f.Res, f.Dir = res, dir
+		start()
+		keys, err := r.deleteDir(dir)
+		f.Keys = keys
+		note := ""
+		if err != nil {
+			note = err.Error()
+		}
+		end(err == nil, note)
+		return nil
+
+	case FaultClientPause:
+		f.Res, f.Client = ResLock, childClient
+		held := r.childHolds()
+		if p.PreferHolder && !held {
+			held = r.awaitChildHold()
+		}
+		start()
+		if err := r.child.pauseChild(p.Length); err != nil {
+			return err
+		}
+		note := "the child was waiting or between holds"
+		if held {
+			note = "the child held"
+		}
+		end(true, note)
 		return nil
 
 	case FaultDeleteNode:
@@ -208,9 +279,41 @@ func (r *rig) awaitLongHold() (Event, bool) {
 	}
 }
 
+// childHolds reports whether the child process holds the lock, as far as
+// the History knows.
+func (r *rig) childHolds() bool {
+	for _, e := range r.h.Open(ResLock) {
+		if e.Client == childClient {
+			return true
+		}
+	}
+	return false
+}
+
+// awaitChildHold waits, up to aimWait, until the child process holds the
+// lock.
+func (r *rig) awaitChildHold() bool {
+	deadline := time.NewTimer(aimWait)
+	defer deadline.Stop()
+	for {
+		changed := r.h.Changed()
+		if r.childHolds() {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return false
+		}
+	}
+}
+
 // pickClient chooses the target of a client fault: the holder aimed at, if
 // any, else any client.
 func (r *rig) pickClient(p Plan, aimed Event, isAimed bool) *client {
+	if isAimed && aimed.Res == ResLock && aimed.Client == childClient {
+		isAimed = false // the child process has no client here: FaultClientPause is its fault
+	}
 	if isAimed {
 		if aimed.Res == ResLock {
 			return r.mutexes[aimed.Client]
@@ -219,6 +322,142 @@ func (r *rig) pickClient(p Plan, aimed Event, isAimed bool) *client {
 	}
 	all := append(slices.Clone(r.mutexes), r.cands...)
 	return all[p.Pick%uint64(len(all))]
+}
+
+// pickClientWhere is pickClient among the clients for which ok holds.
+func (r *rig) pickClientWhere(p Plan, aimed Event, isAimed bool, ok func(*client) bool) *client {
+	if isAimed {
+		if c := r.pickClient(p, aimed, true); ok(c) {
+			return c
+		}
+	}
+	var all []*client
+	for _, c := range append(slices.Clone(r.mutexes), r.cands...) {
+		if ok(c) {
+			all = append(all, c)
+		}
+	}
+	return all[p.Pick%uint64(len(all))]
+}
+
+// serverList is c's server list for people: the hung server named so.
+func (r *rig) serverList(c *client) string {
+	out := slices.Clone(c.servers)
+	for i, s := range out {
+		if s == r.hung {
+			out[i] = "hung:" + s
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// cutBurst cuts c's connections at once and then every cutEvery for
+// length, so each reconnect moves on to the next server in c's list; it
+// returns the number of cuts.
+func (r *rig) cutBurst(c *client, length time.Duration) int {
+	every := r.timeout / 4
+	n := 0
+	for {
+		c.ps.Cut()
+		n++
+		if time.Duration(n)*every > length {
+			return n
+		}
+		pause(every)
+	}
+}
+
+// closeSession closes c's Session in the middle of a fault on its
+// connections: blackholed for length, Close at half of it; or cut, and
+// Close at once, while the Session reconnects. It records the call and
+// the return, with the holds whose Done was still open then, and gives c a
+// new Session once its connections are whole again.
+func (r *rig) closeSession(c *client, length time.Duration, blackhole bool) error {
+	s, _, _, _ := c.current()
+	healed := !blackhole
+	heal := func() {
+		if !healed {
+			healed = true
+			c.ps.Heal()
+		}
+	}
+	defer heal() // at once if Close fails
+	if blackhole {
+		c.ps.Blackhole()
+		pause(length / 2)
+	} else {
+		c.ps.Cut()
+	}
+	r.h.Add(Event{Op: OpCloseCall, Res: c.res, Client: c.id})
+	closed := make(chan struct{})
+	// Owner: closeSession, which waits for it up to closeTimeout; Close
+	// itself is bounded, so it ends even when the wait gives up.
+	go func() {
+		s.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(closeTimeout):
+		return fmt.Errorf("%s c%d: Session.Close did not return within %v", c.res, c.id, closeTimeout)
+	}
+	at := time.Now()
+	open := r.stillOpen(c.res, c.id)
+	r.h.Add(Event{At: at, Op: OpCloseDone, Res: c.res, Client: c.id, Open: open})
+	if blackhole {
+		pause(length - length/2)
+		heal()
+	}
+	ns, err := r.connect(c, c.servers, c.opts...)
+	if err != nil {
+		return fmt.Errorf("%s c%d: a new Session: %w", c.res, c.id, err)
+	}
+	c.install(ns)
+	r.recordStates(c, ns)
+	return nil
+}
+
+// deleteDir deletes dir and every node in it in one multi, as an operator
+// cleaning up would, and returns the nodes deleted with it. Contenders
+// may add nodes between the listing and the multi, which then fails: it
+// tries again, a few times.
+func (r *rig) deleteDir(dir string) ([]string, error) {
+	type result struct {
+		keys []string
+		err  error
+	}
+	res := make(chan result, 1)
+	// Owner: deleteDir, which waits for it up to deleteTimeout; a
+	// go-zookeeper call takes no context, so past that it still ends when
+	// the admin connection closes with the cluster.
+	go func() {
+		var err error
+		for range 5 {
+			var kids []string
+			kids, _, err = r.admin.Children(r.root + dir)
+			if err != nil {
+				break
+			}
+			ops := make([]any, 0, len(kids)+1)
+			keys := make([]string, 0, len(kids))
+			for _, k := range kids {
+				ops = append(ops, &zk.DeleteRequest{Path: r.root + dir + "/" + k, Version: -1})
+				keys = append(keys, dir+"/"+k)
+			}
+			ops = append(ops, &zk.DeleteRequest{Path: r.root + dir, Version: -1})
+			if _, err = r.admin.Multi(ops...); err == nil {
+				res <- result{keys: keys}
+				return
+			}
+		}
+		res <- result{err: err}
+	}()
+	select {
+	case out := <-res:
+		return out.keys, out.err
+	case <-time.After(deleteTimeout):
+		return nil, errors.New("delete timed out")
+	}
 }
 
 func (r *rig) startServers(idx ...int) error {
