@@ -125,9 +125,10 @@ class Peer(object):
     def _rlock(self, path, ident):
         # A reader waits only for writers, kazoo's "__lock__" and these.
         # kazoo 2.8's ReadLock waits for the newest writer in the queue,
-        # even one that came after it (python-zk/kazoo#649, fixed in 2.9),
-        # so a writer arriving behind a waiting kazoo reader deadlocks
-        # with it, whatever library the writer uses.
+        # even one queued after it (python-zk/kazoo#649, fixed in 2.9): if
+        # a writer queues behind a kazoo reader that is itself waiting for
+        # a writer, then once that writer leaves, the reader and the later
+        # writer wait for each other, whatever library the writer uses.
         return self.client.ReadLock(path, ident, extra_lock_patterns=self._writers)
 
     def _wlock(self, path, ident):
