@@ -7,6 +7,10 @@
 //
 //   lock <path>            -> locked <path> <lock node path>
 //   unlock <path>          -> unlocked <path>
+//   rlock <path>           -> rlocked <path> <read lock node path>
+//   runlock <path>         -> runlocked <path>
+//   wlock <path>           -> wlocked <path> <write lock node path>
+//   wunlock <path>         -> wunlocked <path>
 //   latch <path> <id>      -> latch-started <path>, later leader <path> / notleader <path>
 //   latch-close <path>     -> (notleader <path> if it led) latch-closed <path>
 //   leader-id <path>       -> leader-id <path> <id|none>
@@ -18,7 +22,9 @@
 // Commands run on one single-threaded lane per (recipe, path). A lane keeps
 // commands for one path in order, lets a blocked lock on one path leave other
 // paths responsive, and, because InterProcessMutex is owned by the thread
-// that acquired it, makes unlock run on the thread that locked.
+// that acquired it, makes unlock run on the thread that locked. The read and
+// write sides of a path's InterProcessReadWriteLock have a lane each, so a
+// write lock waiting behind this peer's own read lock leaves runlock free.
 
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
@@ -35,6 +41,7 @@ import org.apache.curator.framework.recipes.leader.LeaderLatch;
 import org.apache.curator.framework.recipes.leader.LeaderLatchListener;
 import org.apache.curator.framework.recipes.leader.Participant;
 import org.apache.curator.framework.recipes.locks.InterProcessMutex;
+import org.apache.curator.framework.recipes.locks.InterProcessReadWriteLock;
 import org.apache.curator.retry.ExponentialBackoffRetry;
 
 class CuratorPeer {
@@ -52,9 +59,45 @@ class CuratorPeer {
         }
     }
 
+    // PeerWriteLock and PeerReadLock are InterProcessReadWriteLock's two
+    // sides, built as its constructor builds them (the read side consults
+    // the write side it belongs to), exposing the node path as PeerMutex
+    // does.
+    static final class PeerWriteLock extends InterProcessReadWriteLock.WriteLock {
+        PeerWriteLock(CuratorFramework client, String path) {
+            super(client, path, null);
+        }
+
+        String nodePath() {
+            return getLockPath();
+        }
+    }
+
+    static final class PeerReadLock extends InterProcessReadWriteLock.ReadLock {
+        PeerReadLock(CuratorFramework client, String path, PeerWriteLock writer) {
+            super(client, path, null, writer);
+        }
+
+        String nodePath() {
+            return getLockPath();
+        }
+    }
+
+    // PeerRWLock is one path's read-write lock.
+    static final class PeerRWLock {
+        final PeerWriteLock writer;
+        final PeerReadLock reader;
+
+        PeerRWLock(CuratorFramework client, String path) {
+            writer = new PeerWriteLock(client, path);
+            reader = new PeerReadLock(client, path, writer);
+        }
+    }
+
     static CuratorFramework client;
     static final Map<String, ExecutorService> lanes = new ConcurrentHashMap<>();
     static final Map<String, PeerMutex> mutexes = new ConcurrentHashMap<>();
+    static final Map<String, PeerRWLock> rwlocks = new ConcurrentHashMap<>();
     static final Map<String, LeaderLatch> latches = new ConcurrentHashMap<>();
 
     // say writes one whole line; synchronized so lines from lanes and latch
@@ -155,6 +198,41 @@ class CuratorPeer {
                     say("unlocked " + path);
                 });
                 break;
+            case "rlock":
+                submit("rlock", cmd, path, () -> {
+                    // Reentrant like lock: a repeated rlock creates no node.
+                    PeerReadLock r = rwlock(path).reader;
+                    r.acquire();
+                    say("rlocked " + path + " " + r.nodePath());
+                });
+                break;
+            case "runlock":
+                submit("rlock", cmd, path, () -> {
+                    PeerRWLock rw = rwlocks.get(path);
+                    if (rw == null) {
+                        throw new IllegalStateException("not read-locked by this peer");
+                    }
+                    rw.reader.release();
+                    say("runlocked " + path);
+                });
+                break;
+            case "wlock":
+                submit("wlock", cmd, path, () -> {
+                    PeerWriteLock w = rwlock(path).writer;
+                    w.acquire();
+                    say("wlocked " + path + " " + w.nodePath());
+                });
+                break;
+            case "wunlock":
+                submit("wlock", cmd, path, () -> {
+                    PeerRWLock rw = rwlocks.get(path);
+                    if (rw == null) {
+                        throw new IllegalStateException("not write-locked by this peer");
+                    }
+                    rw.writer.release();
+                    say("wunlocked " + path);
+                });
+                break;
             case "latch":
                 String id = f[2];
                 submit("latch", cmd, path, () -> {
@@ -206,6 +284,10 @@ class CuratorPeer {
             default:
                 throw new IllegalArgumentException("unknown command");
         }
+    }
+
+    static PeerRWLock rwlock(String path) {
+        return rwlocks.computeIfAbsent(path, p -> new PeerRWLock(client, p));
     }
 
     static void shutdown() {

@@ -11,6 +11,10 @@
 //
 //	lock <path>          -> locked <path> <lock node path>
 //	unlock <path>        -> unlocked <path>
+//	rlock <path>         -> rlocked <path> <read lock node path>
+//	runlock <path>       -> runlocked <path>
+//	wlock <path>         -> wlocked <path> <write lock node path>
+//	wunlock <path>       -> wunlocked <path>
 //	latch <path> <id>    -> latch-started <path>; later leader <path> or notleader <path>
 //	latch-close <path>   -> latch-closed <path> (after notleader <path> if it led)
 //	leader-id <path>     -> leader-id <path> <id or none>
@@ -22,7 +26,16 @@
 //	unlock <path>        -> unlocked <path>
 //	rlock <path> [id]    -> rlocked <path> <lock node path>
 //	runlock <path>       -> runlocked <path>
+//	wlock <path> [id]    -> wlocked <path> <lock node path>
+//	wunlock <path>       -> wunlocked <path>
 //	quit                 -> bye
+//
+// rlock and wlock take the two sides of Curator's InterProcessReadWriteLock
+// and of kazoo's ReadLock and WriteLock on the path. Curator's read-write
+// lock queues with zklock's RWMutex because zklock names its nodes as
+// Curator does; kazoo's locks see other libraries' nodes only through the
+// extra_lock_patterns the peer passes ("-lock-", "__WRIT__" and, for a
+// writer, "__READ__").
 //
 // Replies to commands on different paths may arrive in any order, which is
 // why Expect matches by prefix and keeps the lines it skipped.

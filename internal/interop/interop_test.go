@@ -391,3 +391,68 @@ done`
 		}
 	})
 }
+
+// TestReadWriteLockInterop checks the rlock and wlock commands between two
+// peers of one library: reads share, a write waits for every read and
+// excludes them, and each side names its nodes as its library does.
+func TestReadWriteLockInterop(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		start       func(context.Context, []string, string) (*Peer, error)
+		read, write *regexp.Regexp
+	}{
+		{
+			name:  "curator",
+			start: StartCurator,
+			read:  regexp.MustCompile(`^_c_[0-9a-f-]{36}-__READ__[0-9]{10}$`),
+			write: regexp.MustCompile(`^_c_[0-9a-f-]{36}-__WRIT__[0-9]{10}$`),
+		},
+		{
+			name:  "kazoo",
+			start: StartKazoo,
+			read:  regexp.MustCompile(`^[0-9a-f]{32}__rlock__[0-9]{10}$`),
+			write: regexp.MustCompile(`^[0-9a-f]{32}__lock__[0-9]{10}$`),
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startPeers(t, 2, tc.start)
+			a, b := p[0], p[1]
+			dir := "/rw-" + tc.name
+			conn := connect(t)
+			node := func(line string, re *regexp.Regexp) string {
+				t.Helper()
+				n := field(t, line, 2)
+				if path.Dir(n) != dir || !re.MatchString(path.Base(n)) {
+					t.Fatalf("node %q: want a child of %s matching %v", n, dir, re)
+				}
+				return path.Base(n)
+			}
+
+			ra := node(do(t, a, "rlock "+dir, "rlocked "+dir), tc.read)
+			rb := node(do(t, b, "rlock "+dir, "rlocked "+dir), tc.read)
+			if err := a.Send("wlock " + dir); err != nil {
+				t.Fatal(err)
+			}
+			kids := waitChildren(t, conn, dir, 3)
+			noPending(t, a, "wlocked")
+			do(t, a, "runlock "+dir, "runlocked "+dir)
+			waitChildren(t, conn, dir, 2)
+			noPending(t, a, "wlocked")
+			do(t, b, "runlock "+dir, "runlocked "+dir)
+			wa := node(expect(t, a, "wlocked "+dir), tc.write)
+			if !slices.Contains(kids, wa) || wa == ra || wa == rb {
+				t.Fatalf("write node %q: want the third child among %q", wa, kids)
+			}
+
+			if err := b.Send("rlock " + dir); err != nil {
+				t.Fatal(err)
+			}
+			waitChildren(t, conn, dir, 2)
+			noPending(t, b, "rlocked")
+			do(t, a, "wunlock "+dir, "wunlocked "+dir)
+			node(expect(t, b, "rlocked "+dir), tc.read)
+			do(t, b, "runlock "+dir, "runlocked "+dir)
+			waitChildren(t, conn, dir, 0)
+		})
+	}
+}

@@ -9,6 +9,8 @@ Protocol: one command per stdin line, one reply per stdout line:
     unlock <path>              -> unlocked <path>
     rlock <path> [identifier]  -> rlocked <path> <lock node path>
     runlock <path>             -> runlocked <path>
+    wlock <path> [identifier]  -> wlocked <path> <lock node path>
+    wunlock <path>             -> wunlocked <path>
     quit (or end of stdin)     -> bye, exit status 0
 
 A failed command prints "error <command> <path>: <message>". "ready" is
@@ -71,6 +73,7 @@ class Peer(object):
         # path -> held recipe object; touched only on that path's lane.
         self.locks = {}
         self.rlocks = {}
+        self.wlocks = {}
 
     def lane(self, recipe, path):
         key = (recipe, path)
@@ -80,7 +83,7 @@ class Peer(object):
 
     def dispatch(self, fields):
         cmd = fields[0]
-        if cmd in ("lock", "rlock"):
+        if cmd in ("lock", "rlock", "wlock"):
             if len(fields) not in (2, 3):
                 raise ValueError("want <path> [identifier]")
         elif len(fields) != 2:
@@ -96,10 +99,16 @@ class Peer(object):
                 cmd, path, lambda: self._release(self.locks, "unlocked", path))
         elif cmd == "rlock":
             self.lane("rlock", path).submit(
-                cmd, path, lambda: self._acquire(self.rlocks, self.client.ReadLock, "rlocked", path, ident))
+                cmd, path, lambda: self._acquire(self.rlocks, self._rlock, "rlocked", path, ident))
         elif cmd == "runlock":
             self.lane("rlock", path).submit(
                 cmd, path, lambda: self._release(self.rlocks, "runlocked", path))
+        elif cmd == "wlock":
+            self.lane("wlock", path).submit(
+                cmd, path, lambda: self._acquire(self.wlocks, self._wlock, "wlocked", path, ident))
+        elif cmd == "wunlock":
+            self.lane("wlock", path).submit(
+                cmd, path, lambda: self._release(self.wlocks, "wunlocked", path))
         else:
             raise ValueError("unknown command")
 
@@ -108,6 +117,24 @@ class Peer(object):
         # "-lock-" makes it queue behind Curator, go-zookeeper and zklock
         # contenders too (kazoo's cross-implementation option).
         return self.client.Lock(path, ident, extra_lock_patterns=("-lock-",))
+
+    # Writers of other libraries: Curator's InterProcessReadWriteLock and
+    # zklock's RWMutex write nodes, and "-lock-" mutex nodes.
+    _writers = ("__WRIT__", "-lock-")
+
+    def _rlock(self, path, ident):
+        # A reader waits only for writers, kazoo's "__lock__" and these.
+        # kazoo 2.8's ReadLock waits for the newest writer in the queue,
+        # even one queued after it (python-zk/kazoo#649, fixed in 2.9): if
+        # a writer queues behind a kazoo reader that is itself waiting for
+        # a writer, then once that writer leaves, the reader and the later
+        # writer wait for each other, whatever library the writer uses.
+        return self.client.ReadLock(path, ident, extra_lock_patterns=self._writers)
+
+    def _wlock(self, path, ident):
+        # A writer waits for readers and writers: also Curator's and
+        # zklock's "__READ__" nodes.
+        return self.client.WriteLock(path, ident, extra_lock_patterns=self._writers + ("__READ__",))
 
     @staticmethod
     def _acquire(held, factory, reply, path, ident):
