@@ -164,11 +164,12 @@ type generations struct {
 	lastErr atomic.Pointer[error]
 	highest atomic.Int64 // the largest zxid seen in ZooKeeper sessions that ended
 
-	mu        sync.Mutex // guards cur, ready, published, firstErr
+	mu        sync.Mutex // guards cur, ready, published, firstErr, pastOps
 	cur       *generation
-	ready     chan struct{} // closed once cur is set
-	published bool          // a generation has been published
-	firstErr  error         // what Connect refuses in the first one published
+	ready     chan struct{}    // closed once cur is set
+	published bool             // a generation has been published
+	firstErr  error            // what Connect refuses in the first one published
+	pastOps   map[int32]uint64 // requests sent in ZooKeeper sessions that ended, by opcode
 }
 
 type inboxEvent struct {
@@ -217,6 +218,23 @@ func (gs *generations) current(ctx context.Context) (*generation, error) {
 			return nil, ErrSessionClosed
 		}
 	}
+}
+
+// requests counts the requests sent in every ZooKeeper session so far, by
+// opcode.
+func (gs *generations) requests() map[int32]uint64 {
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	out := make(map[int32]uint64, len(gs.pastOps))
+	for op, n := range gs.pastOps {
+		out[op] = n
+	}
+	if gs.cur != nil {
+		for op, n := range gs.cur.tap.Ops() {
+			out[op] += n
+		}
+	}
+	return out
 }
 
 // connectErr is why Connect must refuse the first ZooKeeper session, once
@@ -489,10 +507,18 @@ func (gs *generations) end(g *generation, err error) {
 	if z := g.tap.MaxZxid(); z > gs.highest.Load() {
 		gs.highest.Store(z) // only run writes it
 	}
+
 	gs.mu.Lock()
 	if gs.cur == g {
 		gs.cur = nil
 		gs.ready = make(chan struct{})
+	}
+	// Counted here from now on, in the same step as it stops being current.
+	if gs.pastOps == nil {
+		gs.pastOps = make(map[int32]uint64)
+	}
+	for op, n := range g.tap.Ops() {
+		gs.pastOps[op] += n
 	}
 	gs.mu.Unlock()
 	// go-zookeeper's Close sends the close request and waits for its answer

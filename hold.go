@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // hold is one tenure of a lock or of leadership. It ends exactly once: on
@@ -26,13 +27,16 @@ type hold struct {
 	released bool // Unlock or Resign has claimed it
 
 	unhook func()             // unregisters the hold from its generation's end
+	start  time.Time          // when the hold began
+	report func(error)        // told the hold's end, once; set before the hold is shared
 	stop   context.CancelFunc // stops the monitor
 	exited chan struct{}      // closed when the monitor has returned
 }
 
 // newHold starts a hold; its context carries parent's values.
 func newHold(parent context.Context, g *generation, name, key string, seq int32, token int64, lostAs error) *hold {
-	h := &hold{g: g, name: name, key: key, seq: seq, token: token, lostAs: lostAs, done: make(chan struct{}), exited: make(chan struct{})}
+	h := &hold{g: g, name: name, key: key, seq: seq, token: token, lostAs: lostAs, start: time.Now(),
+		done: make(chan struct{}), exited: make(chan struct{})}
 	inner, cancel := context.WithCancelCause(context.WithoutCancel(parent))
 	h.ctx, h.cancel = holdContext{inner, h}, cancel
 	return h
@@ -42,13 +46,18 @@ func newHold(parent context.Context, g *generation, name, key string, seq int32,
 // whether this call ended it.
 func (h *hold) end(err error) bool {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.err != nil {
+		h.mu.Unlock()
 		return false
 	}
 	h.err = err
 	h.cancel(err)
 	close(h.done)
+	report := h.report
+	h.mu.Unlock()
+	if report != nil {
+		report(err)
+	}
 	return true
 }
 

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/zklock/zklock/internal/znode"
 )
@@ -25,6 +27,8 @@ type sessionConfig struct {
 	chroot  string
 	dialer  zk.Dialer
 	maxBuf  int // the servers' jute.maxbuffer, in bytes
+	meters  metric.MeterProvider
+	tracers trace.TracerProvider
 	errs    []error
 }
 
@@ -139,6 +143,36 @@ func WithChroot(root string) SessionOption {
 			root = ""
 		}
 		c.chroot = root
+	}
+}
+
+// WithMeterProvider sets the OpenTelemetry MeterProvider of the Session's
+// metrics, all named "zklock.*": acquire.duration and hold.duration
+// (histograms, seconds, by recipe and outcome or end), acquisitions,
+// holds.ended (by cause), session.transitions (by state), requests (by
+// ZooKeeper operation) and cleaner.backlog. The default is the global
+// provider (otel.GetMeterProvider), a no-op until the application sets
+// one.
+func WithMeterProvider(mp metric.MeterProvider) SessionOption {
+	return func(c *sessionConfig) {
+		if mp == nil {
+			c.invalid("meter provider must not be nil")
+		}
+		c.meters = mp
+	}
+}
+
+// WithTracerProvider sets the OpenTelemetry TracerProvider of the spans
+// the recipes record around each acquisition and release, named
+// "zklock.<recipe>.acquire" and "zklock.<recipe>.release", with the path
+// and the fencing token as attributes. The default is the global provider
+// (otel.GetTracerProvider), a no-op until the application sets one.
+func WithTracerProvider(tp trace.TracerProvider) SessionOption {
+	return func(c *sessionConfig) {
+		if tp == nil {
+			c.invalid("tracer provider must not be nil")
+		}
+		c.tracers = tp
 	}
 }
 

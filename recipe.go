@@ -36,6 +36,7 @@ type kind struct {
 type recipe struct {
 	k    kind
 	gens *generations
+	tel  *telemetry
 	q    *queue
 	path string // as given
 	perr error  // the path is invalid
@@ -48,7 +49,7 @@ type recipe struct {
 }
 
 func newRecipe(s *Session, path string, k kind) *recipe {
-	r := &recipe{k: k, gens: s.gens, path: path, mu: new(sync.Mutex)}
+	r := &recipe{k: k, gens: s.gens, tel: s.tel, path: path, mu: new(sync.Mutex)}
 	full := znode.Join(s.cfg.chroot, path)
 	if err := znode.Validate(path); err != nil {
 		r.perr = errorf("zklock: %s: %w: %w", k.op, ErrInvalidPath, err)
@@ -76,7 +77,13 @@ func defaultIdentity() []byte {
 // acquire queues with data until first, in the current ZooKeeper session and
 // again in the next one if it ends, until ctx ends. Without wait it gives up
 // with ErrLocked when anyone is ahead.
-func (r *recipe) acquire(ctx context.Context, data []byte, wait bool) error {
+func (r *recipe) acquire(ctx context.Context, data []byte, wait bool) (err error) {
+	ctx, done := r.tel.startAcquire(ctx, r.k, r.path)
+	defer func() { done(r.token(), err) }()
+	return r.acquireTraced(ctx, data, wait)
+}
+
+func (r *recipe) acquireTraced(ctx context.Context, data []byte, wait bool) error {
 	if r.perr != nil {
 		return r.perr
 	}
@@ -117,6 +124,7 @@ func (r *recipe) acquire(ctx context.Context, data []byte, wait bool) error {
 		guess = seqGuess{} // the guess is void in another generation
 		if err == nil {
 			// The hold ends with g, before g's connection is closed.
+			h.report = func(err error) { r.tel.holdEnded(r.k, h.start, err) }
 			unhook, ok := g.onEnd(h.lose)
 			if !ok {
 				continue // g ended as we were granted: queue again in the next
@@ -341,8 +349,12 @@ func (r *recipe) monitor(ctx context.Context, h *hold, watch <-chan zk.Event) {
 
 // release ends the current hold and deletes its node, handing the delete to
 // the cleaner if it cannot finish before ctx ends or the connection is down.
-func (r *recipe) release(ctx context.Context) error {
+func (r *recipe) release(ctx context.Context) (err error) {
 	h := r.current()
+	if h != nil {
+		done := r.tel.startRelease(ctx, r.k, r.path, h.token)
+		defer func() { done(err) }()
+	}
 	if h == nil || !h.claim() {
 		return r.k.free
 	}
@@ -354,11 +366,11 @@ func (r *recipe) release(ctx context.Context) error {
 	// The hold has ended, so whatever the monitor sees from here on (our
 	// own delete among it) changes nothing: the delete need not wait for
 	// the monitor to stop.
-	err := r.q.release(ctx, h.g, h.name)
+	derr := r.q.release(ctx, h.g, h.name)
 	h.stop()
 	<-h.exited
-	if err != nil {
-		return errorf("zklock: delete %s: %w", h.key, err)
+	if derr != nil {
+		return errorf("zklock: delete %s: %w", h.key, derr)
 	}
 	return nil
 }

@@ -2,7 +2,9 @@ package zklock
 
 import (
 	"context"
+
 	"errors"
+	"go.opentelemetry.io/otel/metric"
 	"strings"
 	"sync"
 	"time"
@@ -36,7 +38,9 @@ type Session struct {
 	states  *states      // the state and its subscribers
 	gens    *generations // the ZooKeeper sessions, one after another
 	cleaner *cleaner
-	newID   func() string // protected-create ids; replaced in tests
+	tel     *telemetry
+	metrics metric.Registration // unregistered at Close
+	newID   func() string       // protected-create ids; replaced in tests
 
 	life       context.Context // ends at Close; bounds the Session's own work
 	cancelLife context.CancelFunc
@@ -103,19 +107,28 @@ func Connect(ctx context.Context, servers []string, opts ...SessionOption) (*Ses
 	if err := errors.Join(append([]error{validateServers(servers)}, cfg.errs...)...); err != nil {
 		return nil, err
 	}
+	tel, err := newTelemetry(cfg.meters, cfg.tracers)
+	if err != nil {
+		return nil, err
+	}
 	s := &Session{
 		cfg:     cfg,
 		clk:     realClock{},
-		states:  newStates(cfg.logger),
+		tel:     tel,
+		states:  newStates(cfg.logger, tel),
 		closing: make(chan struct{}),
 		newID:   newID,
 	}
 	s.life, s.cancelLife = context.WithCancel(context.Background())
 	s.cleaner = newCleaner(cfg.backoff, s.clk, cfg.timeout, cfg.logger)
 	s.gens = newGenerations(&s.cfg, append([]string(nil), servers...), s.clk, &s.own, s.states, s.closing)
+	if s.metrics, err = tel.observe(s.gens.requests, s.cleaner.pending); err != nil {
+		return nil, err
+	}
 	ready := s.gens.ready
 	g, err := s.gens.open()
 	if err != nil {
+		s.metrics.Unregister()
 		return nil, err
 	}
 	// Owner: the Session. Stopped by Close (closing, life), joined by Close.
@@ -153,6 +166,7 @@ func (s *Session) Close() error {
 		s.cancelLife()
 	})
 	s.own.join()
+	s.metrics.Unregister()
 	return nil
 }
 

@@ -78,14 +78,15 @@ func (c StateChange) String() string {
 // subscriptions, without ever blocking on a subscriber.
 type states struct {
 	logger *slog.Logger
+	tel    *telemetry
 
 	mu   sync.Mutex // guards last, subs
 	last StateChange
 	subs map[*Subscription]struct{}
 }
 
-func newStates(logger *slog.Logger) *states {
-	return &states{logger: logger, subs: make(map[*Subscription]struct{})}
+func newStates(logger *slog.Logger, tel *telemetry) *states {
+	return &states{logger: logger, tel: tel, subs: make(map[*Subscription]struct{})}
 }
 
 // transition records c, stamped with the time; a c without a Generation
@@ -104,6 +105,7 @@ func (f *states) transition(c StateChange) {
 		c.SessionID, c.Generation = f.last.SessionID, f.last.Generation
 	}
 	f.last = c
+	f.tel.transition(st)
 	for sub := range f.subs {
 		sub.push(c)
 	}

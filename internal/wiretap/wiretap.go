@@ -49,9 +49,10 @@ type Tap struct {
 	connectSent time.Time  // send time of the latest answered connect request
 	timeout     time.Duration
 	sessionID   int64
-	requests    uint64 // requests written, pings and connect requests excluded
-	expired     bool   // the server answered a connect request with session id 0
-	maxZxid     int64  // the largest zxid in a reply header
+	requests    uint64           // requests written, pings and connect requests excluded
+	expired     bool             // the server answered a connect request with session id 0
+	maxZxid     int64            // the largest zxid in a reply header
+	ops         map[int32]uint64 // requests written by opcode, as requests
 	traces      map[string]*CreateTrace
 	gate        gate
 }
@@ -165,6 +166,18 @@ func (t *Tap) Expired() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.expired
+}
+
+// Ops returns how many requests of each opcode were written, pings and
+// connect requests excluded.
+func (t *Tap) Ops() map[int32]uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[int32]uint64, len(t.ops))
+	for op, n := range t.ops {
+		out[op] = n
+	}
+	return out
 }
 
 // MaxZxid returns the largest zxid a reply carried: the server's latest
@@ -359,6 +372,12 @@ func (c *conn) sent(at time.Time, first bool, h []byte) (*CreateTrace, bool) {
 	c.pending[xid] = at
 	c.tap.mu.Lock()
 	c.tap.requests++
+	if len(h) >= 8 {
+		if c.tap.ops == nil {
+			c.tap.ops = make(map[int32]uint64)
+		}
+		c.tap.ops[int32(binary.BigEndian.Uint32(h[4:]))]++
+	}
 	c.tap.mu.Unlock()
 	switch op := int32(binary.BigEndian.Uint32(h[4:])); op {
 	case opSetWatches:
