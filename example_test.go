@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/zklock/zklock"
 )
@@ -363,4 +365,43 @@ func ExampleMultiLock() {
 	// Output:
 	// holding /examples/accounts/alice token > 0: true
 	// holding /examples/accounts/bob token > 0: true
+}
+
+func ExampleWithMeterProvider() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// In a service: the MeterProvider your exporter (Prometheus, OTLP)
+	// reads from. Here a manual reader collects on demand.
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(ctx)
+
+	s, err := zklock.Connect(ctx, servers, zklock.WithMeterProvider(mp))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	m := zklock.NewMutex(s, "/examples/metered")
+	for range 3 {
+		if err := m.Lock(ctx); err != nil {
+			log.Fatal(err)
+		}
+		if err := m.Unlock(ctx); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(ctx, &rm); err != nil {
+		log.Fatal(err)
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, metric := range sm.Metrics {
+			if metric.Name == "zklock.acquisitions" {
+				fmt.Println("acquisitions:", metric.Data.(metricdata.Sum[int64]).DataPoints[0].Value)
+			}
+		}
+	}
+	// Output:
+	// acquisitions: 3
 }
