@@ -1,6 +1,8 @@
 package zklock
 
 import (
+	"context"
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"strconv"
@@ -27,6 +29,7 @@ type sessionConfig struct {
 	chroot  string
 	dialer  zk.Dialer
 	maxBuf  int // the servers' jute.maxbuffer, in bytes
+	tls     *tls.Config
 	meters  metric.MeterProvider
 	tracers trace.TracerProvider
 	errs    []error
@@ -143,6 +146,46 @@ func WithChroot(root string) SessionOption {
 			root = ""
 		}
 		c.chroot = root
+	}
+}
+
+// WithTLS connects to the servers' secure client port (ZooKeeper's
+// secureClientPort) over TLS with config. An empty ServerName is set, for
+// each connection, to the host of the server address dialled, so the
+// server's certificate is verified against it. The handshake is bounded by
+// the dial timeout. It applies on top of WithDialer. The default is plain
+// TCP.
+func WithTLS(config *tls.Config) SessionOption {
+	return func(c *sessionConfig) {
+		if config == nil {
+			c.invalid("TLS config must not be nil")
+		}
+		c.tls = config
+	}
+}
+
+// tlsDialer wraps dial: each connection does a TLS handshake with config,
+// within timeout, before go-zookeeper sees it.
+func tlsDialer(dial zk.Dialer, config *tls.Config) zk.Dialer {
+	return func(network, addr string, timeout time.Duration) (net.Conn, error) {
+		raw, err := dial(network, addr, timeout)
+		if err != nil {
+			return nil, err
+		}
+		cfg := config.Clone()
+		if cfg.ServerName == "" {
+			if host, _, err := net.SplitHostPort(addr); err == nil {
+				cfg.ServerName = host
+			}
+		}
+		c := tls.Client(raw, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if err := c.HandshakeContext(ctx); err != nil {
+			raw.Close()
+			return nil, errorf("zklock: TLS handshake with %s: %w", addr, err)
+		}
+		return c, nil
 	}
 }
 

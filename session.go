@@ -107,6 +107,9 @@ func Connect(ctx context.Context, servers []string, opts ...SessionOption) (*Ses
 	if err := errors.Join(append([]error{validateServers(servers)}, cfg.errs...)...); err != nil {
 		return nil, err
 	}
+	if cfg.tls != nil {
+		cfg.dialer = tlsDialer(cfg.dialer, cfg.tls)
+	}
 	tel, err := newTelemetry(cfg.meters, cfg.tracers)
 	if err != nil {
 		return nil, err

@@ -55,6 +55,16 @@ type Config struct {
 	Log io.Writer
 	// Install is the ZooKeeper to run; nil means the result of Find.
 	Install *Install
+	// TLS, when set, serves a secure client port too (SecureAddr), through
+	// ZooKeeper's Netty connection factory.
+	TLS *TLS
+}
+
+// TLS is a secure client port's configuration, as PEM files.
+type TLS struct {
+	KeyStore   string // the server's private key (PKCS #8) followed by its certificate chain
+	TrustStore string // the certificates the server trusts for client certificates
+	ClientAuth string // "none" (the default), "want" or "need"
 }
 
 // Cluster is a set of ZooKeeper server processes started by Start. Its
@@ -76,6 +86,7 @@ type server struct {
 	n                                  int // myid, index+1
 	dir, cfgPath                       string
 	clientPort, peerPort, electionPort int
+	securePort                         int      // 0 without TLS
 	proc                               *process // nil when not running; guarded by Cluster.mu
 	tail                               ring     // guarded by Cluster.outMu
 }
@@ -128,7 +139,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		}
 	}()
 
-	ports, err := freePorts(3 * cfg.Servers)
+	ports, err := freePorts(4 * cfg.Servers)
 	if err != nil {
 		return nil, err
 	}
@@ -136,10 +147,13 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		s := &server{
 			n:            i + 1,
 			dir:          filepath.Join(c.dir, "zk"+strconv.Itoa(i+1)),
-			clientPort:   ports[3*i],
-			peerPort:     ports[3*i+1],
-			electionPort: ports[3*i+2],
+			clientPort:   ports[4*i],
+			peerPort:     ports[4*i+1],
+			electionPort: ports[4*i+2],
 			tail:         ring{lines: make([]string, tailLines)},
+		}
+		if cfg.TLS != nil {
+			s.securePort = ports[4*i+3]
 		}
 		s.cfgPath = filepath.Join(s.dir, "zoo.cfg")
 		c.servers = append(c.servers, s)
@@ -195,6 +209,18 @@ func (c *Cluster) writeConfig(s *server) error {
 	fmt.Fprintf(&b, "minSessionTimeout=%d\n", ms(c.cfg.MinSessionTimeout))
 	fmt.Fprintf(&b, "maxSessionTimeout=%d\n", ms(c.cfg.MaxSessionTimeout))
 	b.WriteString("admin.enableServer=false\n")
+	if t := c.cfg.TLS; t != nil {
+		auth := t.ClientAuth
+		if auth == "" {
+			auth = "none"
+		}
+		fmt.Fprintf(&b, "secureClientPort=%d\n", s.securePort)
+		b.WriteString("secureClientPortAddress=127.0.0.1\n")
+		b.WriteString("serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n")
+		fmt.Fprintf(&b, "ssl.keyStore.location=%s\nssl.keyStore.type=PEM\n", t.KeyStore)
+		fmt.Fprintf(&b, "ssl.trustStore.location=%s\nssl.trustStore.type=PEM\n", t.TrustStore)
+		fmt.Fprintf(&b, "ssl.clientAuth=%s\n", auth)
+	}
 	b.WriteString("4lw.commands.whitelist=*\n")
 	if c.cfg.NoFsync {
 		b.WriteString("forceSync=no\n")
@@ -234,6 +260,14 @@ func (c *Cluster) Addrs() []string {
 		addrs[i] = c.Addr(i)
 	}
 	return addrs
+}
+
+// SecureAddr returns server i's TLS client address, "" without TLS.
+func (c *Cluster) SecureAddr(i int) string {
+	if c.servers[i].securePort == 0 {
+		return ""
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.servers[i].securePort))
 }
 
 // Dir returns the base directory holding every server's data and zoo.cfg.

@@ -24,6 +24,8 @@ const (
 	debianSLF4J = "/usr/share/java/slf4j-simple.jar"
 )
 
+var debianNetty = []string{"/usr/share/java/netty-codec.jar", "/usr/share/java/netty-resolver.jar"}
+
 // Install is what is needed to launch a ZooKeeper server JVM.
 type Install struct {
 	// Java is the path of the java executable.
@@ -65,6 +67,13 @@ func Find() (*Install, error) {
 		in.Classpath = []string{debianJar}
 		if isFile(debianSLF4J) {
 			in.Classpath = append(in.Classpath, debianSLF4J)
+		}
+		// The manifest leaves out two jars the Netty connection factory
+		// (TLS) needs; Debian's netty packages have them.
+		for _, j := range debianNetty {
+			if isFile(j) {
+				in.Classpath = append(in.Classpath, j)
+			}
 		}
 	}
 	java, err := exec.LookPath("java")

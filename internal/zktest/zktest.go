@@ -552,3 +552,21 @@ func (ps *Proxies) close() {
 		p.Close()
 	}
 }
+
+// WithTLS makes the servers serve a TLS client port too, with keyStore (the
+// server's PKCS #8 key and certificate chain, PEM) and trustStore (PEM).
+func WithTLS(keyStore, trustStore string) Option {
+	return func(c *zkserver.Config) { c.TLS = &zkserver.TLS{KeyStore: keyStore, TrustStore: trustStore} }
+}
+
+// SecureServers returns the servers' TLS client addresses (see WithTLS);
+// the test is skipped when the servers are not started here.
+func (c *Cluster) SecureServers(t testing.TB) []string {
+	t.Helper()
+	c.needLocal(t)
+	var out []string
+	for i := range c.local.Len() {
+		out = append(out, c.local.SecureAddr(i))
+	}
+	return out
+}
