@@ -286,6 +286,92 @@ func TestIntegration_SemaphoreInterop(t *testing.T) {
 		waitChildren(t, rig.admin, leases, 0)
 	})
 
+	t.Run("a cancelled zklock waiter hands the internal lock to Curator", func(t *testing.T) {
+		const rel = "/sem-cancel"
+		dirs = append(dirs, path.Base(rel))
+		dir := rig.dir(rel)
+		leases, locks := dir+"/leases", dir+"/locks"
+		a := rig.curator(pa, rel).take(t)
+		b := rig.zklock(t, rel).take(t)
+
+		cctx, cancel := context.WithCancel(bounded(t, zktest.Timeout))
+		defer cancel()
+		sem := rig.semaphore(t, rel)
+		zres := async(func() error {
+			l, err := sem.Acquire(cctx)
+			if err == nil {
+				err = errors.Join(errors.New("acquired a lease while both were held"), l.Release(context.WithoutCancel(cctx)))
+			}
+			return err
+		})
+		zq := newKid(t, []string{a.node, b.node}, waitChildren(t, rig.admin, leases, n+1))
+		lk := waitChildren(t, rig.admin, locks, 1)
+		var c *semHold
+		cres := rig.curator(pb, rel).takeAsync(t, &c)
+		cl := newKid(t, lk, waitChildren(t, rig.admin, locks, 2))
+		stillBlocked(t, cres, "Curator's acquire, queued on the internal lock behind zklock's waiter")
+
+		cancel()
+		assert.ErrorIs(t, await(t, zres, "the cancelled zklock Acquire").err, context.Canceled)
+		assert.NotContains(t, children(t, rig.admin, leases), zq, "the cancelled waiter's lease node is gone")
+		assert.NotContains(t, children(t, rig.admin, locks), lk[0], "the cancelled waiter's lock node is gone")
+		// Curator takes the lock, makes its lease node and waits for a lease.
+		cq := newKid(t, []string{a.node, b.node}, waitChildren(t, rig.admin, leases, n+1))
+		assert.Equal(t, []string{cl}, children(t, rig.admin, locks), "Curator holds the internal lock while it waits")
+		stillBlocked(t, cres, "Curator's acquire, while both leases are held")
+
+		returned := time.Now()
+		b.release(t)
+		r := await(t, cres, "Curator's acquire after zklock returned a lease")
+		require.NoError(t, r.err)
+		assert.True(t, r.at.After(returned), "Curator holds only after the return")
+		assert.Equal(t, cq, c.node, "Curator holds the node it queued")
+		a.release(t)
+		c.release(t)
+		waitChildren(t, rig.admin, leases, 0)
+		waitChildren(t, rig.admin, locks, 0)
+	})
+
+	t.Run("a zklock lease lost to expiry goes to Curator's waiter after its holder knows", func(t *testing.T) {
+		const rel = "/sem-expiry"
+		dirs = append(dirs, path.Base(rel))
+		dir := rig.dir(rel)
+		leases := dir + "/leases"
+		ps := zc.NewProxies(t)
+		hs := connect(t, ps.Addrs(), zklock.WithChroot(rig.root), zklock.WithSessionTimeout(2*time.Second))
+		sub := hs.Subscribe()
+		defer sub.Stop()
+		l, err := zklock.NewSemaphore(hs, rel, n).Acquire(bounded(t, zktest.Timeout))
+		require.NoError(t, err)
+		b := rig.curator(pa, rel).take(t)
+
+		var c *semHold
+		cres := rig.curator(pb, rel).takeAsync(t, &c)
+		cq := newKid(t, []string{path.Base(l.Key()), b.node}, waitChildren(t, rig.admin, leases, n+1))
+		stillBlocked(t, cres, "Curator's acquire, while both leases are held")
+		lost := make(chan time.Time, 1)
+		done := l.Done()
+		go func() {
+			<-done // closed at the latest when hs is
+			lost <- time.Now()
+		}()
+
+		expire(t, ps, sub)
+		lostAt := await(t, lost, "the lost lease's Done")
+		r := await(t, cres, "Curator's acquire after the zklock lease was lost")
+		require.NoError(t, r.err)
+		assert.True(t, lostAt.Before(r.at), "zklock's holder learns of the loss (%v) before Curator holds its place (%v)",
+			lostAt.Format(time.StampMicro), r.at.Format(time.StampMicro))
+		assert.ErrorIs(t, l.Err(), zklock.ErrLeaseLost)
+		assert.ErrorIs(t, l.Err(), zklock.ErrSessionExpired)
+		assert.Equal(t, cq, c.node, "Curator holds the node it queued")
+		assert.ElementsMatch(t, []string{b.node, c.node}, children(t, rig.admin, leases), "Curator's two leases")
+		b.release(t)
+		c.release(t)
+		waitChildren(t, rig.admin, leases, 0)
+		waitChildren(t, rig.admin, dir+"/locks", 0)
+	})
+
 	// Curator counts every child of "<path>/leases" (it holds a lease when
 	// the children number at most n), zklock only the lease nodes (it holds
 	// when its node is among the first n of them). Without foreign children
