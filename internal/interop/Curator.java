@@ -14,6 +14,8 @@
 //   latch <path> <id>      -> latch-started <path>, later leader <path> / notleader <path>
 //   latch-close <path>     -> (notleader <path> if it led) latch-closed <path>
 //   leader-id <path>       -> leader-id <path> <id|none>
+//   sem-acquire <path> <n> -> sem-acquired <path> <lease node path>
+//   sem-release <path> <node> -> sem-released <path> <node>
 //   quit (or end of stdin) -> bye, exit status 0
 //
 // A failed command prints "error <command> <path>: <message>". "ready" is
@@ -25,6 +27,9 @@
 // that acquired it, makes unlock run on the thread that locked. The read and
 // write sides of a path's InterProcessReadWriteLock have a lane each, so a
 // write lock waiting behind this peer's own read lock leaves runlock free.
+// sem-acquire runs on a lane of its own and sem-release on another, so a
+// lease can be returned while an acquire on the same path waits; a lease is
+// not owned by a thread.
 
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
@@ -42,7 +47,10 @@ import org.apache.curator.framework.recipes.leader.LeaderLatchListener;
 import org.apache.curator.framework.recipes.leader.Participant;
 import org.apache.curator.framework.recipes.locks.InterProcessMutex;
 import org.apache.curator.framework.recipes.locks.InterProcessReadWriteLock;
+import org.apache.curator.framework.recipes.locks.InterProcessSemaphoreV2;
+import org.apache.curator.framework.recipes.locks.Lease;
 import org.apache.curator.retry.ExponentialBackoffRetry;
+import org.apache.curator.utils.ZKPaths;
 
 class CuratorPeer {
     // PeerMutex exposes the lock node path. InterProcessMutex keeps it per
@@ -99,6 +107,8 @@ class CuratorPeer {
     static final Map<String, PeerMutex> mutexes = new ConcurrentHashMap<>();
     static final Map<String, PeerRWLock> rwlocks = new ConcurrentHashMap<>();
     static final Map<String, LeaderLatch> latches = new ConcurrentHashMap<>();
+    // leases held, by lease node path.
+    static final Map<String, Lease> leases = new ConcurrentHashMap<>();
 
     // say writes one whole line; synchronized so lines from lanes and latch
     // listeners never interleave.
@@ -173,7 +183,7 @@ class CuratorPeer {
 
     static void dispatch(String[] f) {
         String cmd = f[0];
-        int want = cmd.equals("latch") ? 3 : 2;
+        int want = cmd.equals("latch") || cmd.startsWith("sem-") ? 3 : 2;
         if (f.length != want) {
             throw new IllegalArgumentException("want " + (want - 1) + " argument(s), got " + (f.length - 1));
         }
@@ -281,6 +291,35 @@ class CuratorPeer {
                     say("leader-id " + path + " " + leader);
                 });
                 break;
+            case "sem-acquire":
+                int n = Integer.parseInt(f[2]);
+                submit("sem-acquire", cmd, path, () -> {
+                    // A new semaphore per acquire: Curator keeps no lease
+                    // state in it, and n stays what this command says.
+                    InterProcessSemaphoreV2 sem = new InterProcessSemaphoreV2(client, path, n);
+                    Lease l = sem.acquire();
+                    // A Lease tells only its node's name; its directory is
+                    // the one the semaphore lists its participants in.
+                    String node = ZKPaths.makePath(path, "leases", l.getNodeName());
+                    if (!sem.getParticipantNodes().contains(l.getNodeName())) {
+                        l.close();
+                        throw new IllegalStateException("lease " + node + " is not among the participants");
+                    }
+                    leases.put(node, l);
+                    say("sem-acquired " + path + " " + node);
+                });
+                break;
+            case "sem-release":
+                String node = f[2];
+                submit("sem-release", cmd, path, () -> {
+                    Lease l = leases.remove(node);
+                    if (l == null) {
+                        throw new IllegalStateException("lease " + node + " not held by this peer");
+                    }
+                    l.close();
+                    say("sem-released " + path + " " + node);
+                });
+                break;
             default:
                 throw new IllegalArgumentException("unknown command");
         }
@@ -298,7 +337,8 @@ class CuratorPeer {
                 fail("quit", l.getOurPath(), t);
             }
         }
-        // Closing the session deletes every lock node this peer still holds.
+        // Closing the session deletes every lock and lease node this peer
+        // still holds.
         client.close();
         say("bye");
         System.exit(0);

@@ -18,6 +18,8 @@
 //	latch <path> <id>    -> latch-started <path>; later leader <path> or notleader <path>
 //	latch-close <path>   -> latch-closed <path> (after notleader <path> if it led)
 //	leader-id <path>     -> leader-id <path> <id or none>
+//	sem-acquire <path> <n>     -> sem-acquired <path> <lease node path>
+//	sem-release <path> <node>  -> sem-released <path> <node>
 //	quit                 -> bye
 //
 // kazoo (see kazoo_peer.py):
@@ -36,6 +38,11 @@
 // Curator does; kazoo's locks see other libraries' nodes only through the
 // extra_lock_patterns the peer passes ("-lock-", "__WRIT__" and, for a
 // writer, "__READ__").
+//
+// sem-acquire takes a lease of Curator's InterProcessSemaphoreV2 with n
+// leases on the path, waiting as long as it takes; sem-release returns the
+// lease whose node sem-acquired named. An acquire waiting on a path leaves
+// sem-release on the same path free.
 //
 // Replies to commands on different paths may arrive in any order, which is
 // why Expect matches by prefix and keeps the lines it skipped.

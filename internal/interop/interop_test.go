@@ -163,12 +163,16 @@ func connect(t *testing.T) *zk.Conn {
 }
 
 // waitChildren waits, by watch rather than polling, until dir has n
-// children, and returns them sorted.
+// children, and returns them sorted. A missing dir counts as empty: the
+// server removes empty containers, as Curator creates its directories.
 func waitChildren(t *testing.T, conn *zk.Conn, dir string, n int) []string {
 	t.Helper()
 	ctx := waitCtx(t)
 	for {
 		kids, _, ch, err := conn.ChildrenW(dir)
+		if errors.Is(err, zk.ErrNoNode) && n == 0 {
+			return nil
+		}
 		if err != nil {
 			t.Fatalf("children of %s: %v", dir, err)
 		}
@@ -454,5 +458,71 @@ func TestReadWriteLockInterop(t *testing.T) {
 			do(t, b, "runlock "+dir, "runlocked "+dir)
 			waitChildren(t, conn, dir, 0)
 		})
+	}
+}
+
+// curatorLease is InterProcessSemaphoreV2's protected lease node name.
+var curatorLease = regexp.MustCompile(`^_c_[0-9a-f-]{36}-lease-[0-9]{10}$`)
+
+// TestCuratorSemaphoreInterop checks the sem-acquire and sem-release
+// commands between two peers on a semaphore of two leases: both hold a
+// lease, a third acquire waits until a lease is returned, and a peer can
+// return a lease while its own acquire on the path waits.
+func TestCuratorSemaphoreInterop(t *testing.T) {
+	p := startPeers(t, 2, StartCurator)
+	a, b := p[0], p[1]
+	const dir = "/sem"
+	leases := dir + "/leases"
+	conn := connect(t)
+	acquired := func(line string) string {
+		t.Helper()
+		n := field(t, line, 2)
+		if path.Dir(n) != leases || !curatorLease.MatchString(path.Base(n)) {
+			t.Fatalf("lease node %q: want a child of %s matching %v", n, leases, curatorLease)
+		}
+		return n
+	}
+	acquire := "sem-acquire " + dir + " 2"
+	release := func(q *Peer, node string) {
+		t.Helper()
+		do(t, q, "sem-release "+dir+" "+node, "sem-released "+dir+" "+node)
+	}
+
+	a1 := acquired(do(t, a, acquire, "sem-acquired "+dir))
+	b1 := acquired(do(t, b, acquire, "sem-acquired "+dir))
+	if a1 == b1 {
+		t.Fatalf("both peers report lease %s", a1)
+	}
+
+	// a's second acquire waits, holding the internal lock, until a returns
+	// its first lease on the other lane.
+	if err := a.Send(acquire); err != nil {
+		t.Fatal(err)
+	}
+	kids := waitChildren(t, conn, leases, 3)
+	waitChildren(t, conn, dir+"/locks", 1)
+	noPending(t, a, "sem-acquired")
+	release(a, a1)
+	a2 := acquired(expect(t, a, "sem-acquired "+dir))
+	if !slices.Contains(kids, path.Base(a2)) || a2 == b1 || a2 == a1 {
+		t.Fatalf("a's second lease %s: want the third child among %q", a2, kids)
+	}
+
+	// b's second acquire waits until b returns its first lease.
+	if err := b.Send(acquire); err != nil {
+		t.Fatal(err)
+	}
+	waitChildren(t, conn, leases, 3)
+	noPending(t, b, "sem-acquired")
+	release(b, b1)
+	b2 := acquired(expect(t, b, "sem-acquired "+dir))
+	t.Logf("leases %s, %s, then %s, %s", a1, b1, a2, b2)
+
+	release(a, a2)
+	release(b, b2)
+	waitChildren(t, conn, leases, 0)
+	waitChildren(t, conn, dir+"/locks", 0)
+	if _, err := a.Do(waitCtx(t), "sem-release "+dir+" "+a2, "sem-released"); err == nil || !strings.Contains(err.Error(), "not held") {
+		t.Errorf("second release of %s: err = %v, want the peer's error", a2, err)
 	}
 }
