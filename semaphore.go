@@ -2,6 +2,7 @@ package zklock
 
 import (
 	"context"
+	"errors"
 
 	"github.com/go-zookeeper/zk"
 
@@ -86,28 +87,48 @@ func (sem *Semaphore) acquire(ctx context.Context, wait bool) (*Lease, error) {
 	if sem.perr != nil {
 		return nil, sem.perr
 	}
-	lock := NewMutex(sem.s, znode.Join(sem.path, "/locks"), sem.opts...)
-	var err error
-	if wait {
-		err = lock.Lock(ctx)
-	} else {
-		err = lock.TryLock(ctx)
+	for {
+		l, err := sem.attempt(ctx, wait)
+		if errors.Is(err, errInternalLockLost) && ctx.Err() == nil {
+			continue // the internal lock went with its session: take it again
+		}
+		if err != nil {
+			return nil, errorf("zklock: semaphore %s: %w", sem.path, err)
+		}
+		return l, nil
 	}
-	if err != nil {
-		return nil, errorf("zklock: semaphore %s: %w", sem.path, err)
+}
+
+// errInternalLockLost: the semaphore's internal lock ended while its
+// holder waited for a lease.
+var errInternalLockLost = errors.New("zklock: the semaphore's internal lock was lost")
+
+// attempt takes the internal lock, then a lease while the internal lock
+// holds: a lease is never waited for by anyone who does not hold the
+// internal lock, so one acquirer waits at a time, in any session.
+func (sem *Semaphore) attempt(ctx context.Context, wait bool) (*Lease, error) {
+	lock := NewMutex(sem.s, znode.Join(sem.path, "/locks"), sem.opts...)
+	take := (*Mutex).Lock
+	if !wait {
+		take = (*Mutex).TryLock
+	}
+	if err := take(lock, ctx); err != nil {
+		return nil, err
 	}
 	// Released however the acquisition ends; a release that cannot reach
 	// the server goes to the cleaner.
 	defer lock.Unlock(context.WithoutCancel(ctx))
 
+	held, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(lock.Context(), func() { cancel(errInternalLockLost) })
+	defer stop()
 	m := newMutex(sem.s, znode.Join(sem.path, "/leases"), leaseKind(sem.n), sem.opts)
-	if wait {
-		err = m.Lock(ctx)
-	} else {
-		err = m.TryLock(ctx)
-	}
-	if err != nil {
-		return nil, errorf("zklock: semaphore %s: %w", sem.path, err)
+	if err := take(m, held); err != nil {
+		if ctx.Err() == nil && context.Cause(held) == errInternalLockLost {
+			return nil, errInternalLockLost
+		}
+		return nil, err
 	}
 	return &Lease{m: m}, nil
 }

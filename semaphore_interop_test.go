@@ -524,8 +524,6 @@ func TestIntegration_SemaphoreInterop(t *testing.T) {
 // are held.
 func TestIntegration_SemaphoreInteropWaiterExpiry(t *testing.T) {
 	integration(t)
-	t.Skip("Semaphore.Acquire queues its lease node again in the new session without taking <path>/locks again " +
-		"(only the lease's Lock goes on across expiry), so a Curator acquirer takes the lock and waits for a lease beside it")
 	zc := zktest.Shared(t)
 	work := t.TempDir()
 	const n, rel = 2, "/sem"
