@@ -288,30 +288,31 @@ func (e *Election) observe(ctx context.Context, out chan<- Term, first *Term, wa
 // failed Campaign, Run waits per the Session's backoff policy, so a
 // flapping session does not spin.
 //
-// Run also returns when ctx ends, with an error matching ctx.Err(), when
-// the Session is closed (ErrSessionClosed), and for an invalid path
-// (ErrInvalidPath). Use RunOnce to lead once.
+// Run also returns when a Campaign fails, with its error: when ctx ends
+// (matching ctx.Err()), when the Session is closed (ErrSessionClosed), and
+// for what would fail again (an invalid path, a value over the servers'
+// limit, the server's refusal such as zk.ErrNoAuth). Campaign itself waits
+// through lost connections and expired sessions. Use RunOnce to lead once.
 func (e *Election) Run(ctx context.Context, fn func(leaderCtx context.Context) error) error {
 	s := e.s
 	bo := s.cfg.backoff.newBackOff(s.clk)
 	for {
+		// Campaign itself waits through lost connections and expired
+		// sessions; what it returns would fail again (the server's
+		// refusal, an invalid path or value, a closed Session, ctx).
 		if err := e.Campaign(ctx); err != nil {
-			if ctx.Err() != nil || errors.Is(err, ErrSessionClosed) || errors.Is(err, ErrInvalidPath) {
-				return errorf("zklock: run %s: %w", e.r.path, err)
-			}
-			s.cfg.logger.Warn("zklock: campaign failed; retrying", "path", e.r.path, "err", err)
-		} else {
-			start := time.Now()
-			lost, err := e.lead(ctx, fn)
-			if err != nil && !lost && ctx.Err() == nil {
-				return errorf("zklock: run %s: leader function: %w", e.r.path, err)
-			}
-			if time.Since(start) > s.cfg.backoff.Max {
-				bo.Reset()
-			}
+			return errorf("zklock: run %s: %w", e.r.path, err)
+		}
+		start := time.Now()
+		lost, err := e.lead(ctx, fn)
+		if err != nil && !lost && ctx.Err() == nil {
+			return errorf("zklock: run %s: leader function: %w", e.r.path, err)
+		}
+		if time.Since(start) > s.cfg.backoff.Max {
+			bo.Reset()
 		}
 		select {
-		case <-s.clk.After(bo.NextBackOff()):
+		case <-s.clk.After(bo.NextBackOff()): // between terms
 		case <-ctx.Done():
 			return errorf("zklock: run %s: %w", e.r.path, ctx.Err())
 		case <-s.closing:

@@ -93,8 +93,7 @@ var ErrOutcomeUnknown = errors.New("zklock: outcome of the write unknown")
 // every error it wraps.
 func errorf(format string, args ...any) error {
 	err := fmt.Errorf(format, args...)
-	msg := strings.ReplaceAll(err.Error(), prefix, "")
-	w := &prefixedError{msg: prefix + msg}
+	w := &prefixedError{msg: prefix + stripPrefixes(err.Error())}
 	switch u := err.(type) {
 	case interface{ Unwrap() []error }:
 		w.errs = u.Unwrap()
@@ -106,6 +105,22 @@ func errorf(format string, args ...any) error {
 
 // prefix starts every message of the package's errors.
 const prefix = "zklock: "
+
+// stripPrefixes removes the package prefix where a wrapped error's message
+// starts: at the start, after ": ", or after "(" (as in "(last error: ").
+// Elsewhere, in a path or a caller's words, it stays.
+func stripPrefixes(msg string) string {
+	var b strings.Builder
+	for i := 0; i < len(msg); {
+		if strings.HasPrefix(msg[i:], prefix) && (i == 0 || strings.HasSuffix(msg[:i], ": ") || msg[i-1] == '(') {
+			i += len(prefix)
+			continue
+		}
+		b.WriteByte(msg[i])
+		i++
+	}
+	return b.String()
+}
 
 // prefixedError is an error made by errorf.
 type prefixedError struct {

@@ -47,3 +47,16 @@ func (o SessionOption) apply() error {
 	o(&c)
 	return errors.Join(c.errs...)
 }
+
+// Only the prefixes of wrapped errors go: the words "zklock: " inside a
+// path or a caller's message stay.
+func TestErrorfKeepsPrefixInsideWords(t *testing.T) {
+	user := errors.New(`backend "zklock: primary" refused write`)
+	err := errorf("zklock: run %s: leader function: %w", "/p", user)
+	assert.Equal(t, `zklock: run /p: leader function: backend "zklock: primary" refused write`, err.Error())
+	assert.ErrorIs(t, err, user)
+	err = errorf("zklock: lock %s: %w", "/tryout/zklock: odd", ErrLocked)
+	assert.Equal(t, "zklock: lock /tryout/zklock: odd: locked by another holder", err.Error())
+	err = errorf("%w (last error: %w)", context.DeadlineExceeded, errorf("zklock: x: %w", ErrSessionClosed))
+	assert.Equal(t, "zklock: context deadline exceeded (last error: x: session closed)", err.Error())
+}

@@ -406,6 +406,10 @@ func TestIntegration_ElectionErrorsReachTheCaller(t *testing.T) {
 		assert.ErrorIs(t, zklock.NewElection(s, p).Run(ctx, func(context.Context) error { return nil }), zklock.ErrInvalidPath, "Run(%q)", p)
 	}
 
+	// A Campaign that would fail again ends Run with its error.
+	big := zklock.NewElection(s, "/big", zklock.WithValue(make([]byte, 2<<20)))
+	assert.ErrorIs(t, big.Run(ctx, func(context.Context) error { return nil }), zklock.ErrTooLarge)
+
 	// Run: nil campaigns again; an error while leading ends Run with it.
 	e := zklock.NewElection(s, "/run")
 	failed := errors.New("the leader's work failed")
@@ -653,11 +657,8 @@ func TestIntegration_ZxidRegressionReported(t *testing.T) {
 	zc.WipeData(t, 0)
 	zc.StartServer(t, 0)
 	waitState(t, sub, zklock.StateExpired)
-	var warned zklock.StateChange
-	for warned.Err == nil {
-		warned = waitState(t, sub, zklock.StateConnected)
-	}
-	assert.ErrorIs(t, warned.Err, zklock.ErrZxidRegression, "subscribers learn the ensemble lost data")
+	warned := waitState(t, sub, zklock.StateConnected)
+	assert.ErrorIs(t, warned.Err, zklock.ErrZxidRegression, "subscribers learn the ensemble lost data with the new session's first change")
 	assert.NotEmpty(t, logs.messages(), "and it is logged")
 
 	require.NoError(t, m.Lock(ctx))

@@ -48,7 +48,8 @@ type generation struct {
 	// Written by run before the generation is published, read-only after.
 	sessionID int64
 
-	ready bool // run only
+	ready       bool // run only
+	zxidChecked bool // set by markReady, before the probe starts
 }
 
 func (g *generation) ended() bool {
@@ -376,18 +377,22 @@ func (gs *generations) run(g *generation) {
 // published, so no request of ours runs unauthenticated. go-zookeeper
 // resends them on reconnects within the session.
 func (gs *generations) authenticate(g *generation) {
-	if len(gs.cfg.auth) == 0 {
-		gs.inbox.push(inboxEvent{gen: g.id, auth: true})
-		return
-	}
-	// Owner: the Session. Ends when AddAuth returns, at the latest when the
-	// connection is closed; joined by Close. Refused only while closing.
+	// Owner: the Session. Ends when AddAuth and Sync return, at the latest
+	// when the connection is closed; joined by Close. Refused only while
+	// closing.
 	gs.own.spawn(func() {
 		var err error
 		for _, cred := range gs.cfg.auth {
 			if err = g.conn.AddAuth("digest", []byte(cred)); err != nil {
 				break
 			}
+		}
+		if err == nil {
+			// The answer to a sync carries the ensemble's zxid, which
+			// markReady compares with earlier sessions' before anything can
+			// be granted in this one. If it fails, the lease's first proof
+			// does the comparison.
+			g.conn.Sync("/")
 		}
 		gs.inbox.push(inboxEvent{gen: g.id, auth: true, err: err})
 	})
@@ -399,6 +404,8 @@ func (gs *generations) markReady(g *generation) {
 	g.ready = true
 	g.sessionID = g.tap.SessionID()
 	g.lease = lease.New(g.tap.Timeout(), g.tap.ConnectSent())
+	checked, zerr := gs.checkZxid(g)
+	g.zxidChecked = checked
 	// Owner: the Session. Ends with g or at Close; joined by Close.
 	gs.own.spawn(func() { gs.probe(g) })
 	err := marginFits(gs.cfg.margin, g.tap.Timeout())
@@ -414,7 +421,7 @@ func (gs *generations) markReady(g *generation) {
 	}
 	close(gs.ready)
 	gs.mu.Unlock()
-	gs.states.transition(g.change(StateConnected, err))
+	gs.states.transition(g.change(StateConnected, errors.Join(err, zerr)))
 }
 
 // probe sends a sync every lease.Interval, without waiting for answers,
@@ -436,7 +443,7 @@ func (gs *generations) probe(g *generation) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	var pending []probe
-	checked := false // the ensemble's zxid was compared with earlier sessions'
+	checked := g.zxidChecked // the ensemble's zxid was compared with earlier sessions'
 	for {
 		var next <-chan answer
 		if len(pending) > 0 {
@@ -462,8 +469,10 @@ func (gs *generations) probe(g *generation) {
 			g.lease.Probed(pending[0].sent, a.at, a.err == nil)
 			pending = pending[1:]
 			if !checked && a.err == nil {
-				checked = true
-				gs.checkZxid(g)
+				var err error
+				if checked, err = gs.checkZxid(g); err != nil {
+					gs.states.transition(g.change(StateConnected, err))
+				}
 			}
 		case <-g.done:
 			return
@@ -478,15 +487,21 @@ func (gs *generations) probe(g *generation) {
 // grow, so a smaller one means the ensemble lost transactions (it restarted
 // with empty data or from an older snapshot), and fencing tokens, which are
 // zxids, went backwards with them.
-func (gs *generations) checkZxid(g *generation) {
+//
+// It reports whether the comparison could be made (a reply carried a zxid),
+// and the regression, if any, which it also logs.
+func (gs *generations) checkZxid(g *generation) (bool, error) {
 	now, before := g.tap.MaxZxid(), gs.highest.Load()
-	if now == 0 || now >= before {
-		return
+	if now == 0 {
+		return false, nil
+	}
+	if now >= before {
+		return true, nil
 	}
 	err := errorf("%w: the ensemble is at zxid 0x%x, below 0x%x seen before", ErrZxidRegression, now, before)
 	gs.cfg.logger.Error("zklock: the ZooKeeper ensemble lost data; fencing tokens went backwards",
 		"session", fmt.Sprintf("0x%x", g.sessionID), "err", err)
-	gs.states.transition(g.change(StateConnected, err))
+	return true, err
 }
 
 // end closes g's done channel, ends what was held under g (its onEnd
@@ -552,8 +567,14 @@ func (gs *generations) end(g *generation, err error) {
 // before T/2, inside the time a hold survives a lost connection (about
 // 0.675 T), so one healthy server is reached in time.
 func handshakeBudget(t time.Duration, servers int) time.Duration {
-	return t / time.Duration(2*max(servers, 1))
+	// The floor keeps a tiny requested timeout, which the server raises to
+	// its minimum anyway, from leaving no time to answer at all.
+	return max(t/time.Duration(2*max(servers, 1)), minHandshake)
 }
+
+// minHandshake is the least time a server is given to answer a connect
+// request.
+const minHandshake = 250 * time.Millisecond
 
 // zkLogger passes go-zookeeper's messages to the Session's logger and keeps
 // the latest failure for Connect's error.

@@ -94,6 +94,11 @@ func (m *Mutex) TryLock(ctx context.Context) error { return m.r.acquire(ctx, m.d
 //
 // Unlock returns ErrNotLocked if the Mutex does not hold the lock; if the
 // hold was lost, the error also wraps the loss (ErrLockLost and its cause).
+// If the server refuses the delete (an ACL without the delete permission
+// on the lock's path), the hold has ended but Unlock returns the refusal
+// (zk.ErrNoAuth): the node stays until the ZooKeeper session ends, and
+// blocks every contender behind it, this Session's next Lock included;
+// Session.Close removes it.
 func (m *Mutex) Unlock(ctx context.Context) error { return m.r.release(ctx) }
 
 // Done returns a channel that is closed when the current hold ends, for any

@@ -27,10 +27,11 @@ type MultiLock struct {
 	ms   []*Mutex // in the canonical order
 	perr error    // the paths are unusable
 
-	mu     sync.Mutex // guards ctx, cancel, stops
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	stops  []func() bool
+	mu        sync.Mutex // guards acquiring, ctx, cancel, stops
+	acquiring bool       // a Lock or TryLock runs
+	ctx       context.Context
+	cancel    context.CancelCauseFunc
+	stops     []func() bool
 }
 
 // NewMultiLock returns a MultiLock over paths (under the Session's chroot);
@@ -43,10 +44,14 @@ func NewMultiLock(s *Session, paths []string, opts ...MutexOption) *MultiLock {
 		return strings.Compare(znode.Join(s.cfg.chroot, a), znode.Join(s.cfg.chroot, b))
 	})
 	for i, p := range sorted {
-		if i > 0 && p == sorted[i-1] {
+		m := NewMutex(s, p, opts...)
+		switch {
+		case m.r.perr != nil && l.perr == nil:
+			l.perr = errorf("zklock: multi-lock: %w", m.r.perr) // before any member is taken
+		case i > 0 && p == sorted[i-1]:
 			l.perr = errorf("zklock: multi-lock: %w: path %q given twice", ErrInvalidOption, p)
 		}
-		l.ms = append(l.ms, NewMutex(s, p, opts...))
+		l.ms = append(l.ms, m)
 	}
 	if len(paths) == 0 {
 		l.perr = errorf("zklock: multi-lock: %w: no paths", ErrInvalidOption)
@@ -72,6 +77,18 @@ func (l *MultiLock) acquire(ctx context.Context, take func(*Mutex, context.Conte
 	if l.perr != nil {
 		return l.perr
 	}
+	l.mu.Lock()
+	if l.acquiring {
+		l.mu.Unlock()
+		return errorf("zklock: multi-lock: %w", ErrBusy)
+	}
+	l.acquiring = true
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		l.acquiring = false
+		l.mu.Unlock()
+	}()
 	for i, m := range l.ms {
 		if err := take(m, ctx); err != nil {
 			if !errors.Is(err, ErrBusy) || i > 0 {
@@ -106,10 +123,17 @@ func (l *MultiLock) release(ctx context.Context, ms []*Mutex) error {
 // Unlock releases every lock the MultiLock holds, in reverse order: the
 // hold ends (Done closes, Err returns ErrNotLocked) and every member's node
 // is deleted (see Mutex.Unlock). It returns ErrNotLocked if no member was
-// held, and otherwise the members' errors, joined (a member lost before
+// held, or while a Lock or TryLock is running (it leaves their members to
+// them), and otherwise the members' errors, joined (a member lost before
 // Unlock reports its loss).
 func (l *MultiLock) Unlock(ctx context.Context) error {
 	l.mu.Lock()
+	if l.acquiring {
+		// The members belong to the running Lock, which releases what it
+		// took if it fails; it must not find them released under it.
+		l.mu.Unlock()
+		return errorf("zklock: multi-lock: %w: a Lock or TryLock is running", ErrNotLocked)
+	}
 	for _, stop := range l.stops {
 		stop()
 	}

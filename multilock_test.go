@@ -129,8 +129,23 @@ func TestIntegration_MultiLockAllOrNone(t *testing.T) {
 		waitChildren(t, admin, root+p, 0)
 	}
 
-	for _, bad := range [][]string{nil, {"/x", "/x"}, {"/x", "y"}} {
+	for _, bad := range [][]string{nil, {"/x", "/x"}, {"/x", "y"}, {"/x", "/b/"}} {
 		err := zklock.NewMultiLock(s, bad).Lock(ctx)
 		assert.Error(t, err, fmt.Sprint(bad))
+	}
+	// An invalid member is reported before any member is waited for.
+	require.NoError(t, other.Lock(ctx))
+	err = zklock.NewMultiLock(s, []string{"/y", "/b/"}).Lock(ctx)
+	assert.ErrorIs(t, err, zklock.ErrInvalidPath)
+	// Unlock during a running Lock leaves its members to it.
+	res = async(func() error { return l.Lock(ctx) })
+	waitChildren(t, admin, root+"/y", 2)
+	assert.ErrorIs(t, l.Unlock(ctx), zklock.ErrNotLocked)
+	require.NoError(t, other.Unlock(ctx))
+	require.NoError(t, await(t, res, "the Lock").err)
+	assert.NoError(t, l.Err(), "the Lock that returned nil holds every member")
+	require.NoError(t, l.Unlock(ctx))
+	for _, p := range []string{"/x", "/y", "/z"} {
+		waitChildren(t, admin, root+p, 0)
 	}
 }

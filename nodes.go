@@ -350,17 +350,43 @@ func (s *Session) Multi(ctx context.Context, ops ...any) ([]zk.MultiResponse, er
 	if err := checkSize(multiSize(rewritten), s.cfg.maxBuf); err != nil {
 		return nil, errorf("zklock: multi: %w", err)
 	}
-	g, err := s.gens.current(ctx)
-	if err != nil {
-		return nil, errorf("zklock: multi: %w", err)
-	}
-	res, err := call(ctx, g, func(c *zk.Conn) ([]zk.MultiResponse, error) {
-		return c.Multi(rewritten...)
+	// Sent once: a multi that was sent is never sent again. One that
+	// go-zookeeper failed before sending it (no server) waits for the next
+	// connection, like the other node operations.
+	var res []zk.MultiResponse
+	unknown := false
+	err := retry(ctx, s.cfg.backoff, s.clk, func(ctx context.Context) error {
+		g, err := s.gens.current(ctx)
+		if err != nil {
+			return permanent(err)
+		}
+		if err := ctx.Err(); err != nil {
+			return permanent(err) // not sent
+		}
+		r, err := call(ctx, g, func(c *zk.Conn) ([]zk.MultiResponse, error) {
+			return c.Multi(rewritten...)
+		})
+		switch {
+		case err == nil:
+			res = r
+			return nil
+		case errors.Is(err, zk.ErrNoServer):
+			return err
+		case !settled(err) && sent(err):
+			unknown = true
+		}
+		res = r
+		return permanent(err)
 	})
-	if err != nil && !settled(err) && sent(err) {
-		return res, errorf("zklock: multi: %w: %w", ErrOutcomeUnknown, err)
+	for i := range res {
+		if res[i].String != "" {
+			res[i].String = znode.Strip(s.cfg.chroot, res[i].String)
+		}
 	}
-	if err != nil {
+	switch {
+	case err != nil && unknown:
+		return res, errorf("zklock: multi: %w: %w", ErrOutcomeUnknown, err)
+	case err != nil:
 		return res, errorf("zklock: multi: %w", err)
 	}
 	return res, nil
@@ -423,6 +449,7 @@ func writeOnce[T any](ctx context.Context, gs *generations, w write[T]) (T, erro
 		outErr error
 		ref    *zk.Stat    // the state the pending or next send is checked against
 		sentOn *generation // where a send whose outcome is unknown went; nil if none
+		d      drops       // sends in a row the connection dropped under
 	)
 	err := retry(ctx, gs.cfg.backoff, gs.clk, func(ctx context.Context) error {
 		if g := sentOn; g != nil {
@@ -465,7 +492,7 @@ func writeOnce[T any](ctx context.Context, gs *generations, w write[T]) (T, erro
 		if sent(err) {
 			sentOn = g
 		}
-		return endedOn(ctx, g, err)
+		return d.check(endedOn(ctx, g, err))
 	})
 	switch {
 	case err != nil && sentOn != nil:
@@ -509,5 +536,8 @@ func settled(err error) bool {
 // sent reports whether a request that failed with err may have been sent:
 // every failure but call's refusal to start it once the Session is closed.
 func sent(err error) bool {
+	if errors.Is(err, zk.ErrNoServer) {
+		return false // failed by go-zookeeper before it was written
+	}
 	return !errors.Is(err, ErrSessionClosed) || errors.Is(err, errGenerationEnded)
 }

@@ -499,6 +499,7 @@ func TestIntegration_MultiSequentialCreate(t *testing.T) {
 		&zk.CreateRequest{Path: "/q/item-", Flags: zk.FlagSequence})
 	require.NoError(t, err)
 	require.Len(t, res, 2)
+	assert.Equal(t, "/q/0000000000", res[0].String, "paths under the chroot, as every other API returns them")
 	kids := children(t, admin, root+"/q")
 	assert.ElementsMatch(t, []string{"0000000000", "item-0000000001"}, kids, "created below the chroot")
 	for _, k := range kids {
@@ -506,5 +507,11 @@ func TestIntegration_MultiSequentialCreate(t *testing.T) {
 	}
 	_, err = s.Multi(ctx, &zk.CreateRequest{Path: "/q//", Flags: zk.FlagSequence})
 	assert.ErrorIs(t, err, zklock.ErrInvalidPath)
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = s.Multi(cancelled, &zk.CreateRequest{Path: "/q/never"})
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.NotErrorIs(t, err, zklock.ErrOutcomeUnknown, "nothing is sent once ctx has ended")
+	assert.Empty(t, children(t, admin, root+"/q"))
 	require.NoError(t, s.Delete(ctx, "/q", -1))
 }

@@ -535,6 +535,15 @@ func (q *queue) head(ctx context.Context, watch bool) (front, <-chan zk.Event, e
 // can, else through the cleaner. An ended generation's ephemeral nodes go
 // with its ZooKeeper session. A delete the server refuses is logged.
 func (q *queue) discard(ctx context.Context, g *generation, name string) {
+	if g.ended() {
+		return
+	}
+	if q.gens.suspended() {
+		// No wait for a connection: the caller (a Lock whose ctx ended)
+		// returns at once, and the cleaner deletes the node later.
+		q.handOver(g, name)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	if err := q.deleteOrHandOver(ctx, g, name); err != nil {

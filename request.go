@@ -55,6 +55,10 @@ func wait[T any](ctx context.Context, g *generation, res <-chan outcome[T]) (T, 
 // request abandoned here can never overwrite the results of a later
 // attempt.
 func call[T any](ctx context.Context, g *generation, op func(*zk.Conn) (T, error)) (T, error) {
+	if err := ctx.Err(); err != nil {
+		var zero T
+		return zero, err // nothing is sent once ctx has ended
+	}
 	res, err := start(g, op)
 	if err != nil {
 		var zero T
