@@ -199,6 +199,7 @@ func TestIntegration_JSONAndWatch(t *testing.T) {
 	require.NoError(t, json.Unmarshal(out, &rows), string(out))
 	require.Len(t, rows, 1)
 	assert.Equal(t, "one", rows[0].Data)
+	assert.Equal(t, "candidate", rows[0].Kind)
 
 	out, err = exec.Command(binary, "--servers", servers, "leader", root+"/e", "--json").Output()
 	require.NoError(t, err)
