@@ -183,7 +183,7 @@ func holdersCmd(g *globals, args []string) error {
 		}
 		return nil
 	}
-	if !slices.Contains(kids, "leases") {
+	if !slices.Contains(kids, "leases") && !slices.Contains(kids, "locks") {
 		if err := list(path, kids, kindName); err != nil {
 			return err
 		}
