@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -212,4 +213,27 @@ func TestIntegration_LockRecipesLost(t *testing.T) {
 		kids, _, err := zc.Admin(t).Children(root + "/pool/leases")
 		return err != nil || len(kids) == 0
 	})
+}
+
+// TestIntegration_LockLimitInterruptedWhileWaiting: a --limit run waiting
+// for a lease exits 128+N on a signal and leaves no node behind.
+func TestIntegration_LockLimitInterruptedWhileWaiting(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	dir := t.TempDir()
+	file, gate := filepath.Join(dir, "marks"), filepath.Join(dir, "gate")
+	servers := strings.Join(zc.Servers(), ",")
+	path := root + "/one"
+
+	holder := start(t, append([]string{"--servers", servers, "lock", "--limit", "1", path, "--"}, gated(file, gate, "h")...)...)
+	waitMark(t, file, "start h ")
+	waiter := start(t, "--servers", servers, "lock", "--limit", "1", path, "--", "true")
+	poll(t, "the second run to wait for the lease", func() bool { return len(holdersJSON(t, servers, path)) == 3 })
+	require.NoError(t, waiter.cmd.Process.Signal(syscall.SIGTERM))
+	assert.Equal(t, 128+int(syscall.SIGTERM), waiter.wait(t), "stderr: %s", waiter.stderr.String())
+	assert.Contains(t, waiter.stderr.String(), "before COMMAND started")
+	poll(t, "the interrupted run's nodes to go", func() bool { return len(holdersJSON(t, servers, path)) == 1 })
+	require.NoError(t, os.WriteFile(gate, nil, 0o600))
+	assert.Equal(t, 0, holder.wait(t), "stderr: %s", holder.stderr.String())
 }
