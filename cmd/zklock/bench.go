@@ -15,9 +15,10 @@ import (
 const benchUsage = `Usage: zklock [global flags] bench [flags]
 
 Measures lock performance on a ZooKeeper ensemble and prints one table:
-uncontended and contended locking, many locks on one session, election
-failover, requests per acquisition, and the floor set by raw ZooKeeper
-round trips and notifications; with --memory, also memory per waiting Lock
+uncontended and contended locking, many locks on one session, a read-heavy
+read-write lock (8 sessions, 90% reads), a semaphore (8 sessions, 3
+leases), election failover, requests per acquisition, and the floor set by
+raw ZooKeeper round trips and notifications; with --memory, also memory per waiting Lock
 call. Latencies are percentiles of exact samples. Progress goes to standard
 error.
 

@@ -199,6 +199,7 @@ func TestIntegration_JSONAndWatch(t *testing.T) {
 	require.NoError(t, json.Unmarshal(out, &rows), string(out))
 	require.Len(t, rows, 1)
 	assert.Equal(t, "one", rows[0].Data)
+	assert.Equal(t, "candidate", rows[0].Kind)
 
 	out, err = exec.Command(binary, "--servers", servers, "leader", root+"/e", "--json").Output()
 	require.NoError(t, err)
@@ -290,11 +291,13 @@ func TestIntegration_BenchForOperators(t *testing.T) {
 	assert.Nil(t, rep.Memory, "no memory scenario unless --memory")
 	took := rep.Finished.Sub(rep.Started)
 	t.Logf("bench with --duration 300ms took %v", took)
-	// Five timed scenarios, each bounded by the duration, plus warm-ups and
+	// Seven timed scenarios, each bounded by the duration, plus warm-ups and
 	// setup: far below the minute a 10,000-waiter queue takes.
 	assert.Less(t, took, 20*time.Second, "the duration bounds every scenario")
 	table := stderr.String()
 	assert.Contains(t, table, fmt.Sprintf("failover, %d handovers", rep.Failover.Handovers))
+	assert.Contains(t, table, "read-write, 8 sessions, 90% reads")
+	assert.Contains(t, table, "semaphore, 8 sessions, 3 leases")
 	assert.NotContains(t, table, "target")
 	assert.NotContains(t, table, "ratio", "the ratio legend comes with --baseline")
 	assert.NotContains(t, table, "memory,")

@@ -34,7 +34,7 @@ func lossCause(err error) string {
 		return "unknown cause"
 	}
 	s := plain(err)
-	for _, p := range []string{"lock lost: ", "leadership lost: "} {
+	for _, p := range []string{"lock lost: ", "leadership lost: ", "lease lost: "} {
 		s = strings.TrimPrefix(s, p)
 	}
 	return s

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os/signal"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -33,17 +34,29 @@ Examples:
 
 const holdersUsage = `Usage: zklock [global flags] holders [--json] PATH
 
-Lists the contenders of the lock or election at PATH in queue order, the
-holder (or leader) first: position, node name, owner session and node data.
-Nodes of zklock, Curator (mutexes, read/write locks, leader latches), kazoo
-and go-zookeeper are listed; other children are not. A free lock prints the
-header alone; a PATH that does not exist is an error (exit 66).
+Lists the contenders of the lock, semaphore or election at PATH in queue
+order, the holder (or leader) first: position, kind, node name, owner
+session and node data. Nodes of zklock, Curator (mutexes, read/write locks,
+semaphores, leader latches), kazoo and go-zookeeper are listed; other
+children are not. A free lock prints the header alone; a PATH that does not
+exist is an error (exit 66).
+
+Kinds:
+  write      an exclusive contender: "zklock lock", a Mutex, a write lock
+  read       a shared contender: "zklock lock --shared", a read lock; the
+             readers ahead of the first writer hold the lock together
+  lease      a semaphore lease ("zklock lock --limit N"), under PATH/leases;
+             they are listed first, in order, and the first N hold
+  acquirer   a semaphore acquirer queued on PATH/locks: the first is taking
+             a lease or waiting for one, the others wait their turn
+  candidate  an election candidate ("zklock elect"); the first leads
 
 Flags:
-  --json    print a JSON array of {"pos", "node", "session", "data"}
+  --json    print a JSON array of {"pos", "kind", "node", "session", "data"}
 
-Example:
+Examples:
   zklock holders /locks/backup
+  zklock holders --json /pools/encoders
 `
 
 // inspectArgs parses the flags and the one PATH of leader and holders.
@@ -132,6 +145,7 @@ func leaderCmd(g *globals, args []string) error {
 // holderJSON is one contender for --json.
 type holderJSON struct {
 	Pos     int    `json:"pos"`
+	Kind    string `json:"kind"`
 	Node    string `json:"node"`
 	Session string `json:"session"`
 	Data    string `json:"data"`
@@ -156,15 +170,46 @@ func holdersCmd(g *globals, args []string) error {
 		return err
 	}
 	rows := []holderJSON{}
-	for _, n := range seqnode.Contenders(kids, func(seqnode.Kind) bool { return true }) {
-		data, st, err := s.Get(ctx, strings.TrimSuffix(path, "/")+"/"+n.Name)
-		if errors.Is(err, zk.ErrNoNode) {
-			continue // gone since the listing
+	list := func(dir string, kids []string, kind func(seqnode.Kind) string) error {
+		for _, n := range seqnode.Contenders(kids, func(seqnode.Kind) bool { return true }) {
+			data, st, err := s.Get(ctx, strings.TrimSuffix(dir, "/")+"/"+n.Name)
+			if errors.Is(err, zk.ErrNoNode) {
+				continue // gone since the listing
+			}
+			if err != nil {
+				return opError("holders", path, err)
+			}
+			rows = append(rows, holderJSON{len(rows), kind(n.Kind), n.Name, fmt.Sprintf("0x%x", st.EphemeralOwner), string(data)})
 		}
-		if err != nil {
-			return opError("holders", path, err)
+		return nil
+	}
+	if !slices.Contains(kids, "leases") && !slices.Contains(kids, "locks") {
+		if err := list(path, kids, kindName); err != nil {
+			return err
 		}
-		rows = append(rows, holderJSON{len(rows), n.Name, fmt.Sprintf("0x%x", st.EphemeralOwner), string(data)})
+	} else {
+		// A semaphore, in Curator's layout: leases, then the acquirers
+		// queued on its internal lock. Either directory may be missing: the
+		// library makes them as containers, which go when empty.
+		for _, sub := range []struct {
+			dir  string
+			kind func(seqnode.Kind) string
+		}{
+			{"/leases", kindName},
+			{"/locks", func(seqnode.Kind) string { return "acquirer" }},
+		} {
+			dir := strings.TrimSuffix(path, "/") + sub.dir
+			subKids, err := s.Children(ctx, dir)
+			if errors.Is(err, zk.ErrNoNode) {
+				continue
+			}
+			if err != nil {
+				return opError("holders", path, err)
+			}
+			if err := list(dir, subKids, sub.kind); err != nil {
+				return err
+			}
+		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(g.stdout)
@@ -172,11 +217,24 @@ func holdersCmd(g *globals, args []string) error {
 		return enc.Encode(rows)
 	}
 	w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "POS\tNODE\tSESSION\tDATA")
+	fmt.Fprintln(w, "POS\tKIND\tNODE\tSESSION\tDATA")
 	for _, r := range rows {
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\n", r.Pos, r.Node, r.Session, printable([]byte(r.Data)))
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\n", r.Pos, r.Kind, r.Node, r.Session, printable([]byte(r.Data)))
 	}
 	return w.Flush()
+}
+
+// kindName is a contender's kind as holders prints it.
+func kindName(k seqnode.Kind) string {
+	switch k {
+	case seqnode.Shared:
+		return "read"
+	case seqnode.Latch:
+		return "candidate"
+	case seqnode.Lease:
+		return "lease"
+	}
+	return "write"
 }
 
 // printable shows node data on one line.

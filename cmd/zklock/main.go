@@ -6,7 +6,7 @@
 // Usage:
 //
 //	zklock [--servers host[:port],...[/chroot]] [--session-timeout D] <command> ...
-//	  lock    [--timeout D | --nonblock] [--grace D] [--loss-margin D] [--data S] PATH -- COMMAND [ARG...]
+//	  lock    [--shared | --limit N] [--timeout D | --nonblock] [--grace D] [--loss-margin D] [--data S] PATH -- COMMAND [ARG...]
 //	  elect   [--id ID] [--grace D] [--loss-margin D] PATH -- COMMAND [ARG...]
 //	  leader  [--json] [--watch] PATH
 //	  holders [--json] PATH
@@ -51,10 +51,12 @@ Usage:
   zklock [global flags] <command> [flags] ...
 
 Commands:
-  lock     run a command while holding a lock
+  lock     run a command while holding a lock (exclusive, --shared, or one
+           of --limit N leases)
   elect    run a command while leader; campaign again when leadership is lost
   leader   print the current leader's value
-  holders  list the contenders of a lock or election path, holder first
+  holders  list the contenders of a lock, semaphore or election path, with
+           their kind, holder first
   bench    measure lock performance on a ZooKeeper ensemble
   help     print this help, or a command's ("zklock help lock")
   version  print the module version and VCS revision zklock was built from

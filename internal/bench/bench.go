@@ -77,12 +77,14 @@ type Report struct {
 	Settings         Settings    `json:"settings"`
 	Environment      Environment `json:"environment"`
 
-	Uncontended Uncontended `json:"uncontended"`
-	Contended   []Contended `json:"contended"`
-	ManyLocks   ManyLocks   `json:"many_locks"`
-	Failover    Failover    `json:"failover"`
-	Floor       Floor       `json:"floor"`
-	Memory      *Memory     `json:"memory,omitempty"` // nil unless Config.Memory
+	Uncontended Uncontended       `json:"uncontended"`
+	Contended   []Contended       `json:"contended"`
+	ManyLocks   ManyLocks         `json:"many_locks"`
+	ReadWrite   *ReadWrite        `json:"read_write"`
+	Semaphore   *SemaphoreFigures `json:"semaphore"`
+	Failover    Failover          `json:"failover"`
+	Floor       Floor             `json:"floor"`
+	Memory      *Memory           `json:"memory,omitempty"` // nil unless Config.Memory
 
 	// Targets are the goals the figures are checked against; they are
 	// reported, never enforced.
@@ -316,6 +318,8 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		{"uncontended", b.uncontended},
 		{"contended", b.contended},
 		{"many locks", b.manyLocks},
+		{"read-write", b.readWrite},
+		{"semaphore", b.semaphore},
 		{"failover", b.failover},
 		{"floor", b.floor},
 	}

@@ -51,6 +51,11 @@ func TestRun(t *testing.T) {
 	require.NotNil(t, rep.ManyLocks.ZkLock)
 	require.NotNil(t, rep.Memory.ZkLock)
 	assert.Equal(t, 2, rep.Contended[0].Sessions)
+	require.NotNil(t, rep.ReadWrite)
+	require.NotNil(t, rep.Semaphore)
+	assert.Equal(t, readWriteSessions, rep.ReadWrite.Sessions)
+	assert.Greater(t, rep.ReadWrite.Reads, rep.ReadWrite.Writes, "most acquisitions read")
+	assert.Equal(t, semaphoreLeases, rep.Semaphore.Leases)
 	assert.GreaterOrEqual(t, rep.Failover.Handovers, 1)
 	assert.Equal(t, 200, rep.Memory.Waiters)
 	assert.NotEmpty(t, rep.ZooKeeperVersion)
@@ -58,7 +63,8 @@ func TestRun(t *testing.T) {
 	assert.False(t, rep.Settings.LocalServer)
 	assert.True(t, rep.Finished.After(rep.Started))
 	for _, r := range []Requests{rep.Uncontended.Zklock.Requests, rep.Uncontended.ZkLock.Requests,
-		rep.Contended[0].Zklock.Requests, rep.Contended[0].ZkLock.Requests} {
+		rep.Contended[0].Zklock.Requests, rep.Contended[0].ZkLock.Requests,
+		rep.ReadWrite.Requests, rep.Semaphore.Requests} {
 		assert.GreaterOrEqual(t, r.PerCycle, 2.0, "at least a create and a delete per cycle: %+v", r)
 		assert.Contains(t, r.ByOp, "delete")
 	}
@@ -73,7 +79,7 @@ func TestRun(t *testing.T) {
 	var doc map[string]any
 	require.NoError(t, json.Unmarshal(js.Bytes(), &doc))
 	for _, key := range []string{"started", "finished", "zookeeper_version", "servers", "settings", "environment",
-		"uncontended", "contended", "many_locks", "failover", "floor", "memory", "targets"} {
+		"uncontended", "contended", "many_locks", "read_write", "semaphore", "failover", "floor", "memory", "targets"} {
 		assert.Contains(t, doc, key)
 	}
 	for _, p := range numbers("", doc) {
@@ -88,6 +94,7 @@ func TestRun(t *testing.T) {
 	out := tab.String()
 	t.Logf("table:\n%s", out)
 	for _, s := range []string{"zk.Lock", "zklock ÷ zk.Lock", "ratio divides", "uncontended", "contended, 2 sessions", "many locks",
+		fmt.Sprintf("read-write, %d sessions, 90%% reads", readWriteSessions), fmt.Sprintf("semaphore, %d sessions, %d leases", semaphoreSessions, semaphoreLeases),
 		fmt.Sprintf("failover, %d handovers", rep.Failover.Handovers), "floor", "memory, 200 waiters", rep.ZooKeeperVersion} {
 		assert.Contains(t, out, s)
 	}

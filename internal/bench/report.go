@@ -153,6 +153,18 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row("", "acquire+release", lat(m.Zklock.Cycle), mz(func(f *ManyLocksFigures) string { return lat(f.Cycle) }),
 		ratioOf(m.Zklock.Cycle.P50Ms, m.ZkLock, func(f *ManyLocksFigures) float64 { return f.Cycle.P50Ms }))
 
+	if rw := r.ReadWrite; rw != nil {
+		row(fmt.Sprintf("read-write, %d sessions, %d%% reads", rw.Sessions, rw.ReadPercent), "acquisitions /s", rate(rw.AcquisitionsPerSec), "-", "-")
+		row("", fmt.Sprintf("read wait (%d reads)", rw.Reads), lat(rw.ReadWait), "-", "-")
+		row("", fmt.Sprintf("write wait (%d writes)", rw.Writes), lat(rw.WriteWait), "-", "-")
+		row("", "requests / acquisition", reqs(rw.Requests), "-", "-")
+	}
+	if sm := r.Semaphore; sm != nil {
+		row(fmt.Sprintf("semaphore, %d sessions, %d leases", sm.Sessions, sm.Leases), "acquisitions /s", rate(sm.AcquisitionsPerSec), "-", "-")
+		row("", "acquire wait", lat(sm.AcquireWait), "-", "-")
+		row("", "requests / acquisition", reqs(sm.Requests), "-", "-")
+	}
+
 	f := r.Failover
 	row(fmt.Sprintf("failover, %d handovers", f.Handovers), "close → next Campaign returns", latMax(f.NextLeader), "-", "-")
 	row("", "close → plain notification", latMax(f.Notification), "-", "-")
