@@ -20,6 +20,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -69,6 +71,11 @@ Global flags, accepted before or after the command:
   --session-timeout D  ZooKeeper session timeout to request (default 10s, 5 ticks of
                        a default server); the server may grant another, which
                        lock and elect check (see "zklock lock --help")
+  --tls-ca FILE        connect over TLS to the servers' secure client port,
+                       trusting the PEM certificates in FILE (default
+                       $ZKLOCK_TLS_CA; without it, plain TCP)
+  --tls-cert FILE      with --tls-ca: a PEM client certificate, for servers
+  --tls-key FILE       that ask for one (default $ZKLOCK_TLS_CERT, $ZKLOCK_TLS_KEY)
 
 Flags of lock, elect, leader and holders may also follow PATH; after
 "--", or from COMMAND's first word on, words are COMMAND's.
@@ -91,6 +98,8 @@ Environment:
   ZK_SERVERS    default for --servers
   ZKLOCK_AUTH   user:password: authenticate every ZooKeeper session with the
                 digest scheme (kept out of the command line, where ps shows it)
+  ZKLOCK_TLS_CA, ZKLOCK_TLS_CERT, ZKLOCK_TLS_KEY
+                defaults for --tls-ca, --tls-cert and --tls-key
 
 Run "zklock <command> --help" for a command's flags and examples.
 `
@@ -103,6 +112,10 @@ type globals struct {
 	serversSet     bool     // --servers or $ZK_SERVERS named them
 	sessionTimeout time.Duration
 	auth           string // $ZKLOCK_AUTH: digest credentials, user:password
+	tlsCA          string // --tls-ca: PEM certificates to trust; TLS when set
+	tlsCert        string // --tls-cert: PEM client certificate
+	tlsKey         string // --tls-key: its PEM private key
+	tls            *tls.Config
 	stderr         io.Writer
 	stdout         io.Writer
 }
@@ -164,7 +177,8 @@ func parseGlobals(args []string, stdout, stderr io.Writer) (*globals, []string, 
 		def = "127.0.0.1:2181"
 	}
 	g := &globals{serversRaw: def, sessionTimeout: 10 * time.Second, stdout: stdout, stderr: stderr,
-		serversSet: os.Getenv("ZK_SERVERS") != "", auth: os.Getenv("ZKLOCK_AUTH")}
+		serversSet: os.Getenv("ZK_SERVERS") != "", auth: os.Getenv("ZKLOCK_AUTH"),
+		tlsCA: os.Getenv("ZKLOCK_TLS_CA"), tlsCert: os.Getenv("ZKLOCK_TLS_CERT"), tlsKey: os.Getenv("ZKLOCK_TLS_KEY")}
 	if g.auth != "" && !strings.Contains(g.auth, ":") {
 		return nil, nil, usagef("$ZKLOCK_AUTH must be user:password")
 	}
@@ -186,6 +200,40 @@ func (g *globals) define(fs *flag.FlagSet) {
 		return nil
 	})
 	fs.DurationVar(&g.sessionTimeout, "session-timeout", g.sessionTimeout, "")
+	fs.StringVar(&g.tlsCA, "tls-ca", g.tlsCA, "")
+	fs.StringVar(&g.tlsCert, "tls-cert", g.tlsCert, "")
+	fs.StringVar(&g.tlsKey, "tls-key", g.tlsKey, "")
+}
+
+// tlsConfig builds the TLS configuration the TLS flags ask for; nil
+// without --tls-ca.
+func (g *globals) tlsConfig() (*tls.Config, error) {
+	if g.tlsCA == "" {
+		if g.tlsCert != "" || g.tlsKey != "" {
+			return nil, usagef("--tls-cert and --tls-key need --tls-ca")
+		}
+		return nil, nil
+	}
+	pem, err := os.ReadFile(g.tlsCA)
+	if err != nil {
+		return nil, usagef("--tls-ca: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, usagef("--tls-ca %s: no PEM certificate in it", g.tlsCA)
+	}
+	cfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	switch {
+	case g.tlsCert != "" && g.tlsKey != "":
+		cert, err := tls.LoadX509KeyPair(g.tlsCert, g.tlsKey)
+		if err != nil {
+			return nil, usagef("--tls-cert, --tls-key: %v", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	case g.tlsCert != "" || g.tlsKey != "":
+		return nil, usagef("--tls-cert and --tls-key go together")
+	}
+	return cfg, nil
 }
 
 // finish checks the global flags once every flag is parsed.
@@ -196,6 +244,9 @@ func (g *globals) finish() error {
 	}
 	if g.sessionTimeout <= 0 {
 		return usagef("--session-timeout %v must be positive", g.sessionTimeout)
+	}
+	if g.tls, err = g.tlsConfig(); err != nil {
+		return err
 	}
 	return nil
 }
@@ -394,6 +445,9 @@ func connect(ctx context.Context, g *globals, opts ...zklock.SessionOption) (*zk
 	if g.auth != "" {
 		user, password, _ := strings.Cut(g.auth, ":")
 		opts = append(opts, zklock.WithDigestAuth(user, password))
+	}
+	if g.tls != nil {
+		opts = append(opts, zklock.WithTLS(g.tls))
 	}
 	s, err := zklock.Connect(cctx, g.servers, opts...)
 	if errors.Is(err, zklock.ErrInvalidOption) {
