@@ -150,7 +150,11 @@ type Subscription struct {
 func (sub *Subscription) push(c StateChange) {
 	sub.queue.push(c)
 	if c.State == StateClosed {
-		sub.final.Store(true) // after the push: Next pops it before reporting the end
+		// After the push, so Next returns the change before the end; then a
+		// wake-up of its own, for a Next that took the push's wake-up with
+		// the change and now waits on an empty queue.
+		sub.final.Store(true)
+		sub.queue.poke()
 	}
 }
 
