@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -486,7 +487,9 @@ func (r *rig) join(wg *sync.WaitGroup, what string) {
 	select {
 	case <-done:
 	case <-time.After(joinTimeout):
-		r.t.Errorf("%s did not stop within %v", what, joinTimeout)
+		var stacks strings.Builder
+		_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+		r.t.Errorf("%s did not stop within %v; goroutines:\n%s", what, joinTimeout, stacks.String())
 	}
 }
 
