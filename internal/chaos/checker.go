@@ -478,8 +478,8 @@ func (c *checker) margins(hs []*hold, s *Stats) {
 			continue // released, or never ended
 		}
 		switch Cause(h.end.Err) {
-		case CauseReleased, CauseRunStopped, CauseSessionClosed:
-			continue
+		case CauseReleased, CauseRunStopped, CauseSessionClosed, CauseWithMember:
+			continue // not lost; a member that went on keeps its node until Unlock
 		}
 		if h.revoke != nil {
 			continue // an operator's delete races the next grant by nature
