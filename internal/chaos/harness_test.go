@@ -206,7 +206,7 @@ func (r *rig) stillOpen(res string, client int) []int {
 	return out
 }
 
-// runChaos runs both scenarios against one fresh ensemble under the faults
+// runChaos runs every scenario against one fresh ensemble under the faults
 // of kinds drawn from seed, for dur, then checks the History.
 func runChaos(t *testing.T, seed uint64, kinds []FaultKind, dur time.Duration) {
 	zc := zktest.Start(t, 3)
