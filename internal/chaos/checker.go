@@ -22,6 +22,10 @@ type Config struct {
 	// RevocationBound is how soon a holder must see that an operator
 	// deleted its node.
 	RevocationBound time.Duration
+	// Limits caps the shared holds (Event.Shared) on a lock that may be
+	// open at once: a Semaphore's leases. A lock without an entry lets any
+	// number share it (readers).
+	Limits map[string]int
 }
 
 // Properties a Violation can break.
@@ -34,6 +38,7 @@ const (
 	PropObserve    = "observed terms"
 	PropExpiry     = "no expiry while trusted"
 	PropCloseEnds  = "close ends holds"
+	PropLimit      = "lease limit"
 )
 
 // Violation is one broken property, with the slice of History that shows it.
@@ -142,13 +147,20 @@ const (
 	CauseNodeDeleted    = "node-deleted"    // ErrNodeDeleted
 	CauseSessionClosed  = "session-closed"  // ErrSessionClosed
 	CauseRunStopped     = "run-stopped"     // the Run context ended (elections)
+	CauseWithMember     = "with-member"     // ErrMemberEnded
 	CauseOther          = "other"
 )
+
+// ErrMemberEnded is the harness's cause for a MultiLock member whose own
+// hold went on when the MultiLock's hold ended: another member was lost.
+var ErrMemberEnded = errors.New("the multi-lock's hold ended with another member's")
 
 // Cause names why a hold ended, from the error it ended with.
 // ErrLossDeadline is tested before ErrSessionExpired, which it also wraps.
 func Cause(err error) string {
 	switch {
+	case errors.Is(err, ErrMemberEnded):
+		return CauseWithMember
 	case errors.Is(err, zklock.ErrLossDeadline):
 		return CauseLossDeadline
 	case errors.Is(err, zklock.ErrSessionExpired):
@@ -157,7 +169,7 @@ func Cause(err error) string {
 		return CauseNodeDeleted
 	case errors.Is(err, zklock.ErrSessionClosed):
 		return CauseSessionClosed
-	case errors.Is(err, zklock.ErrNotLocked), errors.Is(err, zklock.ErrNotLeader):
+	case errors.Is(err, zklock.ErrNotLocked), errors.Is(err, zklock.ErrNotLeader), errors.Is(err, zklock.ErrNotHeld):
 		return CauseReleased
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return CauseRunStopped
@@ -260,11 +272,11 @@ func Check(events []Event, cfg Config) *Report {
 				byKey[e.Key] = h
 			}
 			order = append(order, h)
-			stats(e.Res).Acquisitions++
+			stats(e.on()).Acquisitions++
 		case OpHoldEnd:
 			if h := holds[e.Hold]; h != nil && h.end == nil {
 				h.end = &evs[i]
-				stats(h.begin.Res).Ends[Cause(e.Err)]++
+				stats(h.begin.on()).Ends[Cause(e.Err)]++
 			}
 		case OpUnlockCall:
 			if h := holds[e.Hold]; h != nil && h.unlock == nil {
@@ -308,10 +320,12 @@ func Check(events []Event, cfg Config) *Report {
 		}
 	}
 
+	// Holds are judged by the lock they are on.
 	byRes := make(map[string][]*hold)
 	for _, h := range order {
-		byRes[h.begin.Res] = append(byRes[h.begin.Res], h)
+		byRes[h.begin.on()] = append(byRes[h.begin.on()], h)
 	}
+	c.closeOpen(closes)
 	for _, res := range slices.Sorted(maps.Keys(byRes)) {
 		hs := byRes[res]
 		slices.SortStableFunc(hs, func(a, b *hold) int {
@@ -321,7 +335,7 @@ func Check(events []Event, cfg Config) *Report {
 			return cmp.Compare(a.begin.Hold, b.begin.Hold)
 		})
 		c.holdsEnd(hs)
-		c.exclusion(hs, stats(res))
+		c.exclusion(hs, cfg.Limits[res], stats(res))
 		c.margins(hs, stats(res))
 		c.tokens(hs)
 		c.revocations(hs)
@@ -400,10 +414,11 @@ func (c *checker) holdsEnd(hs []*hold) {
 	}
 }
 
-// exclusion: for any two holds, one ended before the other's Lock
-// returned. hs is sorted by start; active keeps the earlier holds that
-// may still overlap a later start.
-func (c *checker) exclusion(hs []*hold, s *Stats) {
+// exclusion: for any two holds on a lock, one ended before the other's
+// Lock returned, unless both are shared; and at most limit shared holds
+// are open at once, if limit is set. hs is sorted by start; active keeps
+// the earlier holds that may still overlap a later start.
+func (c *checker) exclusion(hs []*hold, limit int, s *Stats) {
 	var active []*hold
 	for _, h := range hs {
 		start := h.begin.At
@@ -411,22 +426,47 @@ func (c *checker) exclusion(hs []*hold, s *Stats) {
 			end := a.ended()
 			return !end.IsZero() && end.Before(start)
 		})
+		var sharing []*hold // the shared holds h overlaps, if h is shared
 		for _, a := range active {
 			until := a.exclusiveUntil()
 			if !until.IsZero() && until.Before(start) {
 				s.RevokedOverlaps++ // revoked, not yet told: fencing's case
 				continue
 			}
-			detail := fmt.Sprintf("%s c%d's hold %d (token 0x%x) began at +%.6fs while c%d's hold %d (token 0x%x) had not ended",
-				h.begin.Res, h.begin.Client, h.begin.Hold, h.begin.Token, start.Sub(c.r.Start).Seconds(),
-				a.begin.Client, a.begin.Hold, a.begin.Token)
+			if h.begin.Shared && a.begin.Shared {
+				sharing = append(sharing, a)
+				continue
+			}
+			detail := fmt.Sprintf("%s c%d's %s %d (token 0x%x) began at +%.6fs while %s c%d's %s %d (token 0x%x) had not ended",
+				h.begin.Res, h.begin.Client, h.kind(), h.begin.Hold, h.begin.Token, start.Sub(c.r.Start).Seconds(),
+				a.begin.Res, a.begin.Client, a.kind(), a.begin.Hold, a.begin.Token)
 			if end := a.ended(); !end.IsZero() {
 				detail += fmt.Sprintf(" (it ended %v later)", end.Sub(start))
 			}
 			c.violate(PropMutex, detail, append(a.events(), h.begin)...)
 		}
+		if limit > 0 && len(sharing) >= limit {
+			involved := []Event{h.begin}
+			var tokens []string
+			for _, a := range sharing {
+				involved = append(involved, a.begin)
+				tokens = append(tokens, fmt.Sprintf("%s c%d hold %d (token 0x%x)", a.begin.Res, a.begin.Client, a.begin.Hold, a.begin.Token))
+			}
+			c.violate(PropLimit, fmt.Sprintf("%s c%d's %s %d (token 0x%x) began at +%.6fs while %d of %d were open: %s",
+				h.begin.Res, h.begin.Client, h.kind(), h.begin.Hold, h.begin.Token, start.Sub(c.r.Start).Seconds(),
+				len(sharing), limit, strings.Join(tokens, ", ")), involved...)
+		}
 		active = append(active, h)
 	}
+}
+
+// kind names a hold for people: a shared hold is a read hold or a lease,
+// which the checker need not tell apart.
+func (h *hold) kind() string {
+	if h.begin.Shared {
+		return "shared hold"
+	}
+	return "hold"
 }
 
 // margins measures how long before the next grant each lost hold ended.
@@ -438,8 +478,8 @@ func (c *checker) margins(hs []*hold, s *Stats) {
 			continue // released, or never ended
 		}
 		switch Cause(h.end.Err) {
-		case CauseReleased, CauseRunStopped, CauseSessionClosed:
-			continue
+		case CauseReleased, CauseRunStopped, CauseSessionClosed, CauseWithMember:
+			continue // not lost; a member that went on keeps its node until Unlock
 		}
 		if h.revoke != nil {
 			continue // an operator's delete races the next grant by nature
@@ -459,14 +499,45 @@ func (c *checker) margins(hs []*hold, s *Stats) {
 	}
 }
 
-// tokens: fencing tokens strictly increase in the order holds begin.
+// tokens: on a lock, fencing tokens strictly increase in the order holds
+// begin, but for two shared holds, which may begin in either order: a
+// hold's token is above the token of every earlier hold that it may not
+// share the lock with. Shared holds' tokens still differ, and increase
+// from one hold of a client to its next.
 func (c *checker) tokens(hs []*hold) {
-	for i := 1; i < len(hs); i++ {
-		prev, h := hs[i-1], hs[i]
-		if h.begin.Token <= prev.begin.Token {
-			c.violate(PropFencing, fmt.Sprintf("%s hold %d (c%d) has token 0x%x, not above 0x%x of the hold %d (c%d) before it",
-				h.begin.Res, h.begin.Hold, h.begin.Client, h.begin.Token, prev.begin.Token, prev.begin.Hold, prev.begin.Client),
+	type who struct {
+		res    string
+		client int
+	}
+	var top, excl *hold // the earlier hold with the highest token; the latest exclusive one
+	tokens := make(map[int64]*hold)
+	last := make(map[who]*hold)
+	for _, h := range hs {
+		prev := top
+		if h.begin.Shared {
+			prev = excl
+		}
+		if prev != nil && h.begin.Token <= prev.begin.Token {
+			c.violate(PropFencing, fmt.Sprintf("%s %s %d (c%d) has token 0x%x, not above 0x%x of the %s %d (%s c%d) before it",
+				h.begin.Res, h.kind(), h.begin.Hold, h.begin.Client, h.begin.Token, prev.begin.Token,
+				prev.kind(), prev.begin.Hold, prev.begin.Res, prev.begin.Client),
 				prev.begin, h.begin)
+		} else if o := tokens[h.begin.Token]; o != nil {
+			c.violate(PropFencing, fmt.Sprintf("%s %s %d (c%d) has the token 0x%x of %s %d (%s c%d)",
+				h.begin.Res, h.kind(), h.begin.Hold, h.begin.Client, h.begin.Token, o.kind(), o.begin.Hold, o.begin.Res, o.begin.Client),
+				o.begin, h.begin)
+		} else if p := last[who{h.begin.Res, h.begin.Client}]; p != nil && h.begin.Token <= p.begin.Token {
+			c.violate(PropFencing, fmt.Sprintf("%s c%d's %s %d has token 0x%x, not above 0x%x of its %s %d before it",
+				h.begin.Res, h.begin.Client, h.kind(), h.begin.Hold, h.begin.Token, p.begin.Token, p.kind(), p.begin.Hold),
+				p.begin, h.begin)
+		}
+		tokens[h.begin.Token] = h
+		last[who{h.begin.Res, h.begin.Client}] = h
+		if top == nil || h.begin.Token > top.begin.Token {
+			top = h
+		}
+		if !h.begin.Shared {
+			excl = h
 		}
 	}
 }
@@ -474,24 +545,30 @@ func (c *checker) tokens(hs []*hold) {
 // closing is one Session.Close: its call and its return.
 type closing struct{ call, done Event }
 
-// closeEnds: Session.Close ends every hold made under the Session before
-// it returns, and before any other client is granted what they held. A
-// hold is the closed Session's if it was open when Close was called (a
-// client holds at most one hold per resource, made under its current
-// Session); OpCloseDone lists those whose Done was still open when Close
-// returned.
-func (c *checker) closeEnds(hs []*hold, closes []closing, s *Stats) {
+// closeOpen: Session.Close returns only once every hold made under the
+// Session has ended; OpCloseDone lists those whose Done was still open
+// when Close returned.
+func (c *checker) closeOpen(closes []closing) {
 	for _, cl := range closes {
-		if len(hs) == 0 || cl.call.Res != hs[0].begin.Res {
-			continue
-		}
-		s.Closes++
 		for _, id := range cl.done.Open {
 			c.violate(PropCloseEnds, fmt.Sprintf("%s c%d's Session.Close returned while its hold %d had not ended",
 				cl.call.Res, cl.call.Client, id), cl.call, cl.done)
 		}
+	}
+}
+
+// closeEnds: Session.Close ends every hold made under the Session before
+// any other client is granted what they held. A hold on a lock is the
+// closed Session's if it was open when Close was called (a client holds a
+// lock at most once at a time, under its current Session).
+func (c *checker) closeEnds(hs []*hold, closes []closing, s *Stats) {
+	for _, cl := range closes {
+		if !slices.ContainsFunc(hs, func(h *hold) bool { return h.begin.Res == cl.call.Res }) {
+			continue
+		}
+		s.Closes++
 		for i, h := range hs {
-			if h.begin.Client != cl.call.Client || !h.begin.At.Before(cl.call.At) {
+			if h.begin.Res != cl.call.Res || h.begin.Client != cl.call.Client || !h.begin.At.Before(cl.call.At) {
 				continue
 			}
 			if end := h.ended(); !end.IsZero() && end.Before(cl.call.At) {
@@ -506,12 +583,15 @@ func (c *checker) closeEnds(hs []*hold, closes []closing, s *Stats) {
 			}
 			// The first grant to another client after Close was called.
 			for _, n := range hs[i+1:] {
-				if n.begin.Client == h.begin.Client || !n.begin.At.After(cl.call.At) {
+				if n.begin.Res == h.begin.Res && n.begin.Client == h.begin.Client || !n.begin.At.After(cl.call.At) {
 					continue
 				}
+				if n.begin.Shared && h.begin.Shared {
+					continue // sharing the lock is no grant of what h held
+				}
 				if n.begin.At.Before(end) {
-					c.violate(PropCloseEnds, fmt.Sprintf("%s c%d's hold %d (token 0x%x) was granted %v before c%d's hold %d, whose Session was being closed, ended",
-						n.begin.Res, n.begin.Client, n.begin.Hold, n.begin.Token, end.Sub(n.begin.At), h.begin.Client, h.begin.Hold),
+					c.violate(PropCloseEnds, fmt.Sprintf("%s c%d's hold %d (token 0x%x) was granted %v before %s c%d's hold %d, whose Session was being closed, ended",
+						n.begin.Res, n.begin.Client, n.begin.Hold, n.begin.Token, end.Sub(n.begin.At), h.begin.Res, h.begin.Client, h.begin.Hold),
 						append(h.events(), cl.call, cl.done, n.begin)...)
 				}
 				break
@@ -562,20 +642,20 @@ func (c *checker) expiries(hs []*hold) {
 	}
 }
 
-// writes: the fenced resource accepted every write made inside a hold,
-// except a revoked holder's after the revocation.
+// writes: the fenced resource accepted every write (and read) made inside
+// a hold, except a revoked holder's after the revocation.
 func (c *checker) writes(holds map[int]*hold, stats func(string) *Stats) {
 	for _, e := range c.all {
-		if e.Op != OpWrite {
+		if e.Op != OpWrite && e.Op != OpRead {
 			continue
 		}
 		h := holds[e.Hold]
 		if e.OK {
-			stats(e.Res).Writes++
+			stats(e.on()).Writes++
 			continue
 		}
 		if h != nil && h.revoke != nil && !e.At.Before(h.revoke.At) {
-			stats(e.Res).FencedOff++
+			stats(e.on()).FencedOff++
 			continue
 		}
 		involved := []Event{e}
@@ -587,7 +667,7 @@ func (c *checker) writes(holds map[int]*hold, stats func(string) *Stats) {
 			if o.At.After(e.At) {
 				break
 			}
-			if o.Op == OpWrite && o.Res == e.Res && o.OK && o.Token > e.Token {
+			if o.Op == OpWrite && o.on() == e.on() && o.OK && o.Token > e.Token {
 				involved = append(involved, o)
 				if oh := holds[o.Hold]; oh != nil {
 					involved = append(involved, oh.begin)
@@ -595,8 +675,8 @@ func (c *checker) writes(holds map[int]*hold, stats func(string) *Stats) {
 				break
 			}
 		}
-		c.violate(PropFencing, fmt.Sprintf("%s c%d's write with token 0x%x inside hold %d was rejected (%s)",
-			e.Res, e.Client, e.Token, e.Hold, e.Note), involved...)
+		c.violate(PropFencing, fmt.Sprintf("%s c%d's %s on %s with token 0x%x inside hold %d was rejected (%s)",
+			e.Res, e.Client, e.Op, e.on(), e.Token, e.Hold, e.Note), involved...)
 	}
 }
 

@@ -409,3 +409,102 @@ func TestViolationExcerptIsBounded(t *testing.T) {
 	assert.NotContains(t, out, " write ")
 	assert.Contains(t, out, "more events in this span not shown")
 }
+
+// sharedHold is a shared hold (a read hold or a lease) from from to to,
+// ended by its release.
+func (b *builder) sharedHold(res string, client int, token int64, from, to int) int {
+	b.holds++
+	id := b.holds
+	b.add(from-1, Event{Op: OpLockCall, Res: res, Client: client})
+	b.add(from, Event{Op: OpLockOK, Res: res, Client: client, Hold: id, Token: token, Shared: true,
+		Key: fmt.Sprintf("/%s/_c_0123456789abcdef0123456789abcdef0123-__READ__%010d", res, id)})
+	b.add(to, Event{Op: OpUnlockCall, Res: res, Client: client, Hold: id})
+	b.add(to+1, Event{Op: OpHoldEnd, Res: res, Client: client, Hold: id, Err: errReleased})
+	return id
+}
+
+func TestCheckReadersShare(t *testing.T) {
+	b := newBuilder()
+	b.released(ResRW, 0, 10, 100, 200)
+	// Readers overlap each other, and may begin out of token order.
+	r1 := b.sharedHold(ResRW, 1, 14, 210, 400)
+	r2 := b.sharedHold(ResRW, 2, 12, 220, 300)
+	b.add(230, Event{Op: OpRead, Res: ResRW, Client: 1, Hold: r1, Token: 14, OK: true})
+	b.add(240, Event{Op: OpRead, Res: ResRW, Client: 2, Hold: r2, Token: 12, OK: true})
+	b.released(ResRW, 0, 16, 410, 500)
+	require.Empty(t, b.check().Violations)
+}
+
+func TestCheckWriterOverlapsReader(t *testing.T) {
+	b := newBuilder()
+	b.sharedHold(ResRW, 1, 10, 100, 300)
+	b.released(ResRW, 0, 12, 200, 400) // a writer while c1 reads
+	r := b.check()
+	require.Equal(t, []string{PropMutex}, properties(r))
+	assert.Contains(t, r.Violations[0].Detail, "rw c0's hold 2")
+	assert.Contains(t, r.Violations[0].Detail, "rw c1's shared hold 1")
+}
+
+func TestCheckReaderOverlapsWriter(t *testing.T) {
+	b := newBuilder()
+	b.released(ResRW, 0, 10, 100, 300)
+	b.sharedHold(ResRW, 1, 12, 200, 400)
+	require.Equal(t, []string{PropMutex}, properties(b.check()))
+}
+
+func TestCheckReaderTokenBelowWriter(t *testing.T) {
+	b := newBuilder()
+	b.released(ResRW, 0, 12, 100, 200)
+	b.sharedHold(ResRW, 1, 10, 300, 400) // began after the writer, with a lower token
+	require.Equal(t, []string{PropFencing}, properties(b.check()))
+}
+
+func TestCheckLeaseLimit(t *testing.T) {
+	b := newBuilder()
+	b.sharedHold(ResSem, 0, 10, 100, 400)
+	b.sharedHold(ResSem, 1, 12, 150, 250)
+	b.sharedHold(ResSem, 2, 14, 260, 300) // the second while c0 holds: within 2
+	cfg := testCfg
+	cfg.Limits = map[string]int{ResSem: 2}
+	require.Empty(t, Check(b.evs, cfg).Violations)
+
+	b.sharedHold(ResSem, 1, 16, 280, 350) // a third
+	r := Check(b.evs, cfg)
+	require.Equal(t, []string{PropLimit}, properties(r))
+	assert.Contains(t, r.Violations[0].Detail, "2 of 2 were open")
+}
+
+func TestCheckSharedTokensDiffer(t *testing.T) {
+	b := newBuilder()
+	b.sharedHold(ResSem, 0, 10, 100, 400)
+	b.sharedHold(ResSem, 1, 10, 150, 250)
+	require.Equal(t, []string{PropFencing}, properties(b.check()))
+}
+
+// A MultiLock's member on the Mutex scenario's lock excludes the Mutex
+// clients, and a member that ended with another member's loss is not an
+// expiry.
+func TestCheckMultiLockMembers(t *testing.T) {
+	b := newBuilder()
+	b.released(ResLock, 0, 10, 100, 200)
+	b.holds++
+	onLock := b.holds
+	b.add(300, Event{Op: OpLockOK, Res: ResMulti, Client: 0, Hold: onLock, Token: 12, On: ResLock, Key: "/lock/_c_x-lock-0000000001"})
+	b.holds++
+	onMulti := b.holds
+	b.add(300, Event{Op: OpLockOK, Res: ResMulti, Client: 0, Hold: onMulti, Token: 13, On: ResMulti, Key: "/multi/_c_x-lock-0000000001"})
+	b.add(310, Event{Op: OpWrite, Res: ResMulti, Client: 0, Hold: onLock, Token: 12, On: ResLock, OK: true})
+	b.add(400, Event{Op: OpHoldEnd, Res: ResMulti, Client: 0, Hold: onLock, Err: errLossDeadline})
+	b.add(400, Event{Op: OpHoldEnd, Res: ResMulti, Client: 0, Hold: onMulti, Err: fmt.Errorf("%w (%v)", ErrMemberEnded, errDeleted)})
+	b.released(ResLock, 1, 14, 500, 600)
+	r := b.check()
+	require.Empty(t, r.Violations)
+	assert.Equal(t, 3, r.Res[ResLock].Acquisitions)
+	assert.Equal(t, map[string]int{CauseWithMember: 1}, r.Res[ResMulti].Ends)
+
+	b.released(ResLock, 2, 13, 350, 360) // while the multi-lock holds
+	r = b.check()
+	require.Equal(t, []string{PropMutex}, properties(r))
+	assert.Contains(t, r.Violations[0].Detail, "lock c2's hold")
+	assert.Contains(t, r.Violations[0].Detail, "multi c0's hold")
+}

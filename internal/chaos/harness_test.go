@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -29,6 +30,19 @@ const (
 	candidates     = 3
 	lockPath       = "/lock"
 	electionPath   = "/election"
+	// The clients of the other recipes: RWMutex clients on rwPath, each
+	// lock a read or a write; Semaphore clients with semLeases leases on
+	// semPath; MultiLock clients on lockPath and multiPath, so that they
+	// contend with the Mutex clients too.
+	rwClients    = 3
+	semClients   = 3
+	semLeases    = 2
+	multiClients = 2
+	rwPath       = "/rw"
+	semPath      = "/sem"
+	multiPath    = "/multi"
+	// One RWMutex lock in writeOneIn is a write lock.
+	writeOneIn = 3
 
 	writesPerHold  = 3
 	termWriteEvery = 20 * time.Millisecond
@@ -58,10 +72,11 @@ const (
 )
 
 // client is one participant: a Session through its own proxies, so faults
-// can target it alone, and its Mutex or Election. FaultCloseSession
-// replaces the Session and the recipe.
+// can target it alone, and its recipe: a Mutex, an Election, an RWMutex, a
+// Semaphore or a MultiLock, as its res says. FaultCloseSession replaces
+// the Session and the recipe.
 type client struct {
-	res     string // ResLock or ResElection
+	res     string // ResLock, ResElection, ResRW, ResSem or ResMulti
 	id      int
 	ps      *zktest.Proxies
 	servers []string               // the proxies, plus a hung server or a bad name for some
@@ -74,11 +89,14 @@ type client struct {
 	// they show the faults that aim at them took effect.
 	hungDials, badDials atomic.Int64
 
-	mu      sync.Mutex       // guards s, m, e and renewed
-	s       *zklock.Session  // the current Session
-	m       *zklock.Mutex    // ResLock
-	e       *zklock.Election // ResElection
-	renewed chan struct{}    // closed when s is replaced
+	mu      sync.Mutex        // guards s, m, e, rw, sem, ml and renewed
+	s       *zklock.Session   // the current Session
+	m       *zklock.Mutex     // ResLock
+	e       *zklock.Election  // ResElection
+	rw      *zklock.RWMutex   // ResRW
+	sem     *zklock.Semaphore // ResSem
+	ml      *zklock.MultiLock // ResMulti
+	renewed chan struct{}     // closed when s is replaced
 }
 
 // current returns the client's Session, its recipe, and a channel closed
@@ -95,10 +113,18 @@ func (c *client) install(s *zklock.Session) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.s = s
-	if c.res == ResLock {
+	data := zklock.WithData(fmt.Appendf(nil, "%s-client-%d", c.res, c.id))
+	switch c.res {
+	case ResLock:
 		c.m = zklock.NewMutex(s, lockPath, zklock.WithData(fmt.Appendf(nil, "client-%d", c.id)))
-	} else {
+	case ResElection:
 		c.e = zklock.NewElection(s, electionPath, zklock.WithValue([]byte(candidateValue(c.id))))
+	case ResRW:
+		c.rw = zklock.NewRWMutex(s, rwPath, data)
+	case ResSem:
+		c.sem = zklock.NewSemaphore(s, semPath, semLeases, data)
+	case ResMulti:
+		c.ml = zklock.NewMultiLock(s, []string{multiPath, lockPath}, data)
 	}
 	if c.renewed != nil {
 		close(c.renewed)
@@ -120,9 +146,14 @@ type rig struct {
 	h           *History
 	lockRes     Resource
 	electionRes Resource
+	rwRes       Resource
+	multiRes    Resource
 
 	mutexes    []*client
 	cands      []*client
+	rws        []*client
+	sems       []*client
+	multis     []*client
 	observer   *zklock.Election
 	sessionsMu sync.Mutex // guards sessions
 	sessions   []*zklock.Session
@@ -175,7 +206,7 @@ func (r *rig) stillOpen(res string, client int) []int {
 	return out
 }
 
-// runChaos runs both scenarios against one fresh ensemble under the faults
+// runChaos runs every scenario against one fresh ensemble under the faults
 // of kinds drawn from seed, for dur, then checks the History.
 func runChaos(t *testing.T, seed uint64, kinds []FaultKind, dur time.Duration) {
 	zc := zktest.Start(t, 3)
@@ -194,6 +225,8 @@ func runChaos(t *testing.T, seed uint64, kinds []FaultKind, dur time.Duration) {
 	if err := r.admin.AddAuth("digest", []byte(authUser+":"+authPassword)); err != nil {
 		t.Fatalf("admin auth: %v", err)
 	}
+	// The Mutex clients and the other recipes' clients stop together, for
+	// the final round.
 	mutexCtx, stopMutexes := context.WithCancel(context.Background())
 	electionCtx, stopElection := context.WithCancel(context.Background())
 	// On an early failure: stop the clients and join every goroutine, so
@@ -215,11 +248,13 @@ func runChaos(t *testing.T, seed uint64, kinds []FaultKind, dur time.Duration) {
 		t.Fatalf("starting the child holder: %v", err)
 	}
 	r.child = child
-	r.cfg = Config{Bound: timeout + 5*time.Second, RevocationBound: timeout + 5*time.Second}
-	t.Logf("negotiated session timeout %v; %d mutex clients, %d candidates; faults for %v", timeout, mutexClients, candidates, dur)
+	r.cfg = Config{Bound: timeout + 5*time.Second, RevocationBound: timeout + 5*time.Second,
+		Limits: map[string]int{ResSem: semLeases}}
+	t.Logf("negotiated session timeout %v; %d mutex clients, %d candidates, %d rwmutex clients, %d semaphore clients (%d leases), %d multi-lock clients; faults for %v",
+		timeout, mutexClients, candidates, rwClients, semClients, semLeases, multiClients, dur)
 
 	var mutexLoops, electionLoops sync.WaitGroup
-	for _, c := range r.mutexes {
+	for _, c := range slices.Concat(r.mutexes, r.rws, r.sems, r.multis) {
 		mutexLoops.Go(func() { r.mutexLoop(mutexCtx, c) })
 	}
 	for _, c := range r.cands {
@@ -236,7 +271,7 @@ func runChaos(t *testing.T, seed uint64, kinds []FaultKind, dur time.Duration) {
 	// Liveness, now that the faults have stopped.
 	r.leaderCheck()
 	stopMutexes()
-	r.join(&mutexLoops, "mutex clients")
+	r.join(&mutexLoops, "mutex, rwmutex, semaphore and multi-lock clients")
 	if err := r.child.stop(); err != nil {
 		t.Error(err)
 	}
@@ -248,10 +283,15 @@ func runChaos(t *testing.T, seed uint64, kinds []FaultKind, dur time.Duration) {
 	r.join(&r.wg, "recorders")
 
 	report := Check(r.h.Events(), r.cfg)
-	acc, rej := r.lockRes.Counts()
-	eacc, erej := r.electionRes.Counts()
-	t.Logf("seed %d counters:\n%s\nfenced resources: lock accepted=%d rejected=%d, election accepted=%d rejected=%d",
-		seed, report.Summary(), acc, rej, eacc, erej)
+	var counts []string
+	for _, fr := range []struct {
+		name string
+		res  *Resource
+	}{{ResLock, &r.lockRes}, {ResElection, &r.electionRes}, {ResRW, &r.rwRes}, {ResMulti, &r.multiRes}} {
+		acc, rej := fr.res.Counts()
+		counts = append(counts, fmt.Sprintf("%s accepted=%d rejected=%d", fr.name, acc, rej))
+	}
+	t.Logf("seed %d counters:\n%s\nfenced resources: %s", seed, report.Summary(), strings.Join(counts, ", "))
 	t.Logf("seed %d faults:\n%s", seed, faultLog(r.h.Events(), report.Start))
 	if dir := os.Getenv(envHistory); dir != "" {
 		p := filepath.Join(dir, fmt.Sprintf("chaos-history-%d.txt", seed))
@@ -271,8 +311,9 @@ func runChaos(t *testing.T, seed uint64, kinds []FaultKind, dur time.Duration) {
 	// Cleanliness: with every Session closed, no contender node is left.
 	// Nodes of sessions a client gave up at the loss deadline go when the
 	// server expires those sessions, within a session timeout.
-	r.waitEmpty(r.root+lockPath, timeout+15*time.Second)
-	r.waitEmpty(r.root+electionPath, timeout+15*time.Second)
+	for _, dir := range []string{lockPath, electionPath, rwPath, semPath + "/leases", semPath + "/locks", multiPath} {
+		r.waitEmpty(r.root+dir, timeout+15*time.Second)
+	}
 }
 
 // connect opens a Session on servers with opts and registers it for
@@ -320,7 +361,7 @@ func (r *rig) connectAll(seed uint64) time.Duration {
 	newClient := func(res string, id int) *client {
 		ps := r.zc.NewProxies(r.t)
 		c := &client{res: res, id: id, ps: ps, servers: ps.Addrs(),
-			rng: rand.New(rand.NewPCG(seed, uint64(len(r.mutexes)+len(r.cands))))}
+			rng: rand.New(rand.NewPCG(seed, uint64(len(r.clients()))))}
 		// Some clients have a hung server or a name that does not resolve
 		// in their list, at a place drawn from the seed, so some of their
 		// reconnects (or the first connect) land on it.
@@ -355,6 +396,15 @@ func (r *rig) connectAll(seed uint64) time.Duration {
 	}
 	for i := range candidates {
 		r.cands = append(r.cands, newClient(ResElection, i))
+	}
+	for i := range rwClients {
+		r.rws = append(r.rws, newClient(ResRW, i))
+	}
+	for i := range semClients {
+		r.sems = append(r.sems, newClient(ResSem, i))
+	}
+	for i := range multiClients {
+		r.multis = append(r.multis, newClient(ResMulti, i))
 	}
 	// The observer stands outside the faults aimed at clients: it shares
 	// the cluster's proxies.
@@ -437,7 +487,9 @@ func (r *rig) join(wg *sync.WaitGroup, what string) {
 	select {
 	case <-done:
 	case <-time.After(joinTimeout):
-		r.t.Errorf("%s did not stop within %v", what, joinTimeout)
+		var stacks strings.Builder
+		_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+		r.t.Errorf("%s did not stop within %v; goroutines:\n%s", what, joinTimeout, stacks.String())
 	}
 }
 
@@ -453,13 +505,28 @@ func (r *rig) watchHold(done <-chan struct{}, hold context.Context, res string, 
 }
 
 // write is one write to the fenced resource by a holder that honours its
-// hold; false once the hold has ended.
-func (r *rig) write(hold context.Context, res *Resource, name string, client, id int, token int64) bool {
-	written, ok, highest := res.Write(hold, token)
+// hold; false once the hold has ended. e names the writer: its Res,
+// Client, Hold, Token and, for a MultiLock, On.
+func (r *rig) write(hold context.Context, res *Resource, e Event) bool {
+	written, ok, highest := res.Write(hold, e.Token)
 	if !written {
 		return false
 	}
-	e := Event{Op: OpWrite, Res: name, Client: client, Hold: id, Token: token, OK: ok}
+	e.Op, e.OK = OpWrite, ok
+	if !ok {
+		e.Note = fmt.Sprintf("resource has seen 0x%x", highest)
+	}
+	r.h.Add(e)
+	return true
+}
+
+// read is write for a reader: it checks its hold and reads.
+func (r *rig) read(hold context.Context, res *Resource, e Event) bool {
+	read, ok, highest := res.Read(hold, e.Token)
+	if !read {
+		return false
+	}
+	e.Op, e.OK = OpRead, ok
 	if !ok {
 		e.Note = fmt.Sprintf("resource has seen 0x%x", highest)
 	}
@@ -468,11 +535,12 @@ func (r *rig) write(hold context.Context, res *Resource, name string, client, id
 }
 
 // mutexLoop locks, works and unlocks until ctx ends, going on with the
-// new Session when its Session is closed.
+// new Session when its Session is closed; c is a Mutex client or one of
+// the other recipes' (not a candidate).
 func (r *rig) mutexLoop(ctx context.Context, c *client) {
 	for ctx.Err() == nil {
-		_, m, _, renewed := c.current()
-		err := r.lockOnce(ctx, c, m, writesPerHold)
+		_, _, _, renewed := c.current()
+		err := r.acquireOnce(ctx, c, writesPerHold, false)
 		switch {
 		case err == nil, ctx.Err() != nil:
 		case errors.Is(err, zklock.ErrSessionClosed):
@@ -505,25 +573,9 @@ func (r *rig) lockOnce(ctx context.Context, c *client, m *zklock.Mutex, writes i
 	hold, done, token, key := m.Context(), m.Done(), m.Token(), m.Key()
 	id := r.h.Begin(Event{At: at, Res: ResLock, Client: c.id, Token: token, Key: key})
 	r.watchHold(done, hold, ResLock, c.id, id)
-
-	// Mostly short holds, so the lock changes hands often; now and then a
-	// long one, writing all along, so that faults outlast critical
-	// sections and holds are lost while in use.
-	work := time.Duration(2+c.rng.IntN(6)) * time.Millisecond
-	if writes > 1 && c.rng.IntN(longHoldOneIn) == 0 {
-		length := longHoldMin + time.Duration(c.rng.Int64N(int64(longHoldMax-longHoldMin)))
-		work = termWriteEvery
-		writes = int(length / work)
-	}
-	for range writes {
-		if !r.write(hold, &r.lockRes, ResLock, c.id, id, token) {
-			break
-		}
-		select {
-		case <-time.After(work):
-		case <-hold.Done():
-		}
-	}
+	r.use(c, hold, writes, func() bool {
+		return r.write(hold, &r.lockRes, Event{Res: ResLock, Client: c.id, Hold: id, Token: token})
+	})
 
 	r.h.Add(Event{Op: OpUnlockCall, Res: ResLock, Client: c.id, Hold: id})
 	uctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
@@ -544,7 +596,7 @@ func (r *rig) candidate(ctx context.Context, c *client) {
 			token, key := e.Token(), e.Key()
 			id := r.h.Begin(Event{At: at, Res: ResElection, Client: c.id, Token: token, Key: key})
 			r.addLive(id, ResElection, c.id, lead.Done())
-			for r.write(lead, &r.electionRes, ResElection, c.id, id, token) {
+			for r.write(lead, &r.electionRes, Event{Res: ResElection, Client: c.id, Hold: id, Token: token}) {
 				select {
 				case <-time.After(termWriteEvery):
 					continue
@@ -625,19 +677,20 @@ func (r *rig) singleLeader() (ok bool, key, note string) {
 	return true, term.Key, "leader " + want
 }
 
-// finalRound has every mutex client Lock and Unlock once, concurrently,
-// now that the faults have stopped; the checker holds each Lock to
-// cfg.Bound. The context allows more, so a slow Lock is measured, not cut.
+// finalRound has every mutex client, and every client of the other
+// recipes but the election, Lock and Unlock once, concurrently, now that
+// the faults have stopped (an RWMutex client takes the write lock); the
+// checker holds each Lock to cfg.Bound. The context allows more, so a slow
+// Lock is measured, not cut.
 func (r *rig) finalRound() {
-	r.h.Add(Event{Op: OpPhase, Phase: PhaseFinalRound, Res: ResLock, Client: -1, OK: true, Note: "bound " + r.cfg.Bound.String()})
+	for _, res := range []string{ResLock, ResRW, ResSem, ResMulti} {
+		r.h.Add(Event{Op: OpPhase, Phase: PhaseFinalRound, Res: res, Client: -1, OK: true, Note: "bound " + r.cfg.Bound.String()})
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Bound+10*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, c := range r.mutexes {
-		wg.Go(func() {
-			_, m, _, _ := c.current()
-			_ = r.lockOnce(ctx, c, m, 1)
-		})
+	for _, c := range slices.Concat(r.mutexes, r.rws, r.sems, r.multis) {
+		wg.Go(func() { _ = r.acquireOnce(ctx, c, 1, true) })
 	}
 	wg.Wait()
 }

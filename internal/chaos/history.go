@@ -13,6 +13,11 @@ import (
 const (
 	ResLock     = "lock"     // the Mutex scenario
 	ResElection = "election" // the Election scenario
+	ResRW       = "rw"       // the RWMutex scenario
+	ResSem      = "sem"      // the Semaphore scenario
+	// ResMulti is the MultiLock scenario, and the second lock its clients
+	// take: each MultiLock holds the Mutex scenario's lock and its own.
+	ResMulti = "multi"
 )
 
 // Phases the harness marks in the History for the checker.
@@ -45,6 +50,7 @@ const (
 	OpPhase                    // a phase marker for the checker
 	OpCloseCall                // the harness calls the client's Session.Close
 	OpCloseDone                // Session.Close returned; Open lists holds still open
+	OpRead                     // a reader read the fenced resource
 )
 
 var opNames = map[Op]string{
@@ -62,6 +68,7 @@ var opNames = map[Op]string{
 	OpPhase:      "phase",
 	OpCloseCall:  "close-call",
 	OpCloseDone:  "close-done",
+	OpRead:       "read",
 }
 
 func (o Op) String() string {
@@ -77,10 +84,16 @@ type Event struct {
 	Index  int       // position in the History, set by Add
 	At     time.Time // when it happened, with a monotonic reading
 	Op     Op
-	Res    string // ResLock or ResElection; "" for faults
+	Res    string // the client's scenario (ResLock, ResElection, ...); "" for faults
 	Client int    // the client's number within Res; -1 when no client
 	Hold   int    // the hold the event belongs to; 0 for none
-	Token  int64  // fencing token (OpLockOK, OpWrite, OpObserve)
+	Token  int64  // fencing token (OpLockOK, OpWrite, OpRead, OpObserve)
+	// On is the lock a hold is on, when it is not Res's own: a MultiLock
+	// holds several, one hold each (OpLockOK, OpWrite, OpRead).
+	On string
+	// Shared marks a hold that others may share: a read hold, or a lease
+	// (OpLockOK).
+	Shared bool
 	Key    string // node path under the chroot (OpLockOK, OpObserve, OpPhase)
 	OK     bool   // OpWrite: accepted; OpFaultEnd: took effect; OpPhase: condition met
 	Err    error  // OpLockErr, OpUnlockDone: returned error; OpHoldEnd: the hold's cause
@@ -113,8 +126,14 @@ func (e Event) String(base time.Time) string {
 	if e.Key != "" {
 		fmt.Fprintf(&b, " key=%s", shortKey(e.Key))
 	}
+	if e.On != "" {
+		fmt.Fprintf(&b, " on=%s", e.On)
+	}
+	if e.Shared {
+		b.WriteString(" shared")
+	}
 	switch e.Op {
-	case OpWrite:
+	case OpWrite, OpRead:
 		fmt.Fprintf(&b, " accepted=%t", e.OK)
 	case OpFaultEnd:
 		fmt.Fprintf(&b, " effective=%t", e.OK)
@@ -135,6 +154,14 @@ func (e Event) String(base time.Time) string {
 		fmt.Fprintf(&b, " (%s)", e.Note)
 	}
 	return b.String()
+}
+
+// on is the lock e's hold is on: On, or else Res.
+func (e Event) on() string {
+	if e.On != "" {
+		return e.On
+	}
+	return e.Res
 }
 
 // shortKey drops the protected UUID from a contender node's name, which is

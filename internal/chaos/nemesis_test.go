@@ -95,10 +95,12 @@ func (r *rig) inject(id int, p Plan) error {
 		return nil
 
 	case FaultDeleteDir:
-		res, dir := ResLock, lockPath
-		if (p.Pick>>32)%2 == 1 {
-			res, dir = ResElection, electionPath
+		dirs := []struct{ res, dir string }{
+			{ResLock, lockPath}, {ResElection, electionPath}, {ResRW, rwPath},
+			{ResSem, semPath + "/leases"}, {ResMulti, multiPath},
 		}
+		d := dirs[(p.Pick>>32)%uint64(len(dirs))]
+		res, dir := d.res, d.dir
 		f.Res, f.Dir = res, dir
 		start()
 		keys, err := r.deleteDir(dir)
@@ -129,8 +131,14 @@ func (r *rig) inject(id int, p Plan) error {
 
 	case FaultDeleteNode:
 		target := aimed
+		if e, ok := r.aimNew(p); ok {
+			target, isAimed = e, true
+		}
 		if !isAimed {
-			open := append(r.h.Open(ResLock), r.h.Open(ResElection)...)
+			var open []Event
+			for _, res := range append([]string{ResLock, ResElection}, newRecipes...) {
+				open = append(open, r.h.Open(res)...)
+			}
 			if len(open) == 0 {
 				start()
 				end(false, "no holder")
@@ -310,17 +318,19 @@ func (r *rig) awaitChildHold() bool {
 
 // pickClient chooses the target of a client fault: the holder aimed at, if
 // any, else any client.
+// The plan's pick turns some to the holders of the RWMutex, Semaphore and
+// MultiLock (aimNew).
 func (r *rig) pickClient(p Plan, aimed Event, isAimed bool) *client {
+	if e, ok := r.aimNew(p); ok {
+		aimed, isAimed = e, true
+	}
 	if isAimed && aimed.Res == ResLock && aimed.Client == childClient {
 		isAimed = false // the child process has no client here: FaultClientPause is its fault
 	}
 	if isAimed {
-		if aimed.Res == ResLock {
-			return r.mutexes[aimed.Client]
-		}
-		return r.cands[aimed.Client]
+		return r.clientOf(aimed.Res, aimed.Client)
 	}
-	all := append(slices.Clone(r.mutexes), r.cands...)
+	all := r.clients()
 	return all[p.Pick%uint64(len(all))]
 }
 
@@ -332,7 +342,7 @@ func (r *rig) pickClientWhere(p Plan, aimed Event, isAimed bool, ok func(*client
 		}
 	}
 	var all []*client
-	for _, c := range append(slices.Clone(r.mutexes), r.cands...) {
+	for _, c := range r.clients() {
 		if ok(c) {
 			all = append(all, c)
 		}

@@ -39,6 +39,25 @@ func (r *Resource) Write(hold context.Context, token int64) (written, accepted b
 	return true, true, r.highest
 }
 
+// Read is a read by a reader that honours its hold, under the same rules
+// as Write: it checks hold and, unless the hold has ended, reads with
+// token, which the resource accepts unless it has seen a higher token. A
+// read changes nothing: readers share the resource, and only a writer
+// granted after the reader's hold began can have raised it.
+func (r *Resource) Read(hold context.Context, token int64) (read, accepted bool, highest int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if hold.Err() != nil {
+		return false, false, r.highest
+	}
+	if token < r.highest {
+		r.rejected++
+		return true, false, r.highest
+	}
+	r.accepted++
+	return true, true, r.highest
+}
+
 // Counts returns how many writes the resource accepted and rejected.
 func (r *Resource) Counts() (accepted, rejected int) {
 	r.mu.Lock()
