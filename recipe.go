@@ -78,8 +78,8 @@ func defaultIdentity() []byte {
 // again in the next one if it ends, until ctx ends. Without wait it gives up
 // with ErrLocked when anyone is ahead.
 func (r *recipe) acquire(ctx context.Context, data []byte, wait bool) (err error) {
-	ctx, done := r.tel.startAcquire(ctx, r.k, r.path)
-	defer func() { done(r.token(), err) }()
+	a := r.tel.startAcquire(ctx, r.k, r.path)
+	defer func() { a.end(r.token(), err) }()
 	return r.acquireTraced(ctx, data, wait)
 }
 

@@ -135,56 +135,81 @@ func opName(op int32) string {
 	return "other"
 }
 
-// recipeName is a kind's name in metrics.
-func recipeName(k kind) string {
+// recipeNames is a kind's name in metrics, and its spans' names.
+func recipeNames(k kind) (recipe, acquire, release string) {
 	switch k.op {
 	case "lock":
-		return "lock"
+		return "lock", "zklock.lock.acquire", "zklock.lock.release"
 	case "read lock":
-		return "read_lock"
+		return "read_lock", "zklock.read_lock.acquire", "zklock.read_lock.release"
 	case "write lock":
-		return "write_lock"
+		return "write_lock", "zklock.write_lock.acquire", "zklock.write_lock.release"
 	case "campaign":
-		return "election"
+		return "election", "zklock.election.acquire", "zklock.election.release"
 	case "acquire":
-		return "semaphore"
+		return "semaphore", "zklock.semaphore.acquire", "zklock.semaphore.release"
 	}
-	return "other"
+	return "other", "zklock.other.acquire", "zklock.other.release"
 }
 
-// startAcquire starts the span and clock of an acquisition; done ends them.
-func (t *telemetry) startAcquire(ctx context.Context, k kind, path string) (context.Context, func(token int64, err error)) {
-	start := time.Now()
-	recipe := attrRecipe.String(recipeName(k))
-	ctx, span := t.tracer.Start(ctx, "zklock."+recipeName(k)+".acquire",
-		trace.WithAttributes(recipe, attrPath.String(path)))
-	return ctx, func(token int64, err error) {
-		outcome := "acquired"
-		switch {
-		case err == nil:
-			span.SetAttributes(attrToken.Int64(token))
-			t.acquired.Add(ctx, 1, metric.WithAttributes(recipe))
-		case errors.Is(err, ErrLocked):
-			outcome = "locked"
-		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-			outcome = "cancelled"
-		default:
-			outcome = "error"
-		}
-		if err != nil {
-			span.SetStatus(codes.Error, err.Error())
-		}
-		t.acquire.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(recipe, attrOutcome.String(outcome)))
-		span.End()
+func recipeName(k kind) string {
+	r, _, _ := recipeNames(k)
+	return r
+}
+
+// acquisition is one acquisition's span and clock. It is a value, kept on
+// the waiter's stack: thousands of waiters carry nothing more for it.
+type acquisition struct {
+	t      *telemetry
+	span   trace.Span
+	recipe string
+	start  time.Time
+}
+
+// startAcquire starts the span and clock of an acquisition. Attributes are
+// set only on a span that records.
+func (t *telemetry) startAcquire(ctx context.Context, k kind, path string) acquisition {
+	recipe, name, _ := recipeNames(k)
+	_, span := t.tracer.Start(ctx, name)
+	if span.IsRecording() {
+		span.SetAttributes(attrRecipe.String(recipe), attrPath.String(path))
 	}
+	return acquisition{t: t, span: span, recipe: recipe, start: time.Now()}
+}
+
+// end records how the acquisition ended, with the hold's token on success.
+func (a acquisition) end(token int64, err error) {
+	recipe := attrRecipe.String(a.recipe)
+	outcome := "acquired"
+	switch {
+	case err == nil:
+		if a.span.IsRecording() {
+			a.span.SetAttributes(attrToken.Int64(token))
+		}
+		a.t.acquired.Add(context.Background(), 1, metric.WithAttributes(recipe))
+	case errors.Is(err, ErrLocked):
+		outcome = "locked"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		outcome = "cancelled"
+	default:
+		outcome = "error"
+	}
+	if err != nil && a.span.IsRecording() {
+		a.span.SetStatus(codes.Error, err.Error())
+	}
+	a.t.acquire.Record(context.Background(), time.Since(a.start).Seconds(), metric.WithAttributes(recipe, attrOutcome.String(outcome)))
+	a.span.End()
 }
 
 // startRelease starts the span of a release; done ends it.
 func (t *telemetry) startRelease(ctx context.Context, k kind, path string, token int64) func(err error) {
-	_, span := t.tracer.Start(ctx, "zklock."+recipeName(k)+".release",
-		trace.WithAttributes(attrRecipe.String(recipeName(k)), attrPath.String(path), attrToken.Int64(token)))
+	recipe, _, name := recipeNames(k)
+	_, span := t.tracer.Start(ctx, name)
+	if span.IsRecording() {
+		span.SetAttributes(attrRecipe.String(recipe), attrPath.String(path), attrToken.Int64(token))
+	}
 	return func(err error) {
-		if err != nil {
+		if err != nil && span.IsRecording() {
 			span.SetStatus(codes.Error, err.Error())
 		}
 		span.End()
