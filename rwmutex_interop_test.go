@@ -2,8 +2,6 @@ package zklock_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"path"
 	"regexp"
 	"slices"
@@ -16,7 +14,6 @@ import (
 
 	"github.com/zklock/zklock"
 	"github.com/zklock/zklock/internal/interop"
-	"github.com/zklock/zklock/internal/zkserver"
 	"github.com/zklock/zklock/internal/zktest"
 )
 
@@ -97,59 +94,6 @@ func newKid(t *testing.T, old, kids []string) string {
 	return added[0]
 }
 
-// sessionHex formats a session id as ZooKeeper's four-letter words print it.
-func sessionHex(id int64) string { return fmt.Sprintf("0x%x", uint64(id)) }
-
-// watchers returns the ids of the sessions that hold a data watch on the
-// node at p (a full path), from the server's "wchp" report.
-func watchers(ctx context.Context, addr, p string) ([]string, error) {
-	r, err := zkserver.FourLetter(ctx, addr, "wchp")
-	if err != nil {
-		return nil, err
-	}
-	if !strings.HasPrefix(r, "/") && strings.TrimSpace(r) != "" {
-		return nil, fmt.Errorf("wchp answered %q", r)
-	}
-	var ids []string
-	in := false
-	for _, l := range strings.Split(r, "\n") {
-		if strings.HasPrefix(l, "/") {
-			in = l == p
-		} else if in && strings.TrimSpace(l) != "" {
-			ids = append(ids, strings.TrimSpace(l))
-		}
-	}
-	return ids, nil
-}
-
-// waitWatched waits until a session that who accepts holds a watch on the
-// node at p: a contender that found p ahead of it in the queue and waits
-// for it to go. A lock call that has not returned, or a reply that has not
-// arrived, may only be late; a watch on the node ahead shows the contender
-// looked at the queue and chose to wait. The server reports watches only
-// when asked, so this polls.
-func waitWatched(t *testing.T, addr, p string, who func(id string) bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(zktest.Timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ctx, cancel := context.WithDeadline(t.Context(), deadline)
-		ids, err := watchers(ctx, addr, p)
-		cancel()
-		if err == nil && slices.ContainsFunc(ids, who) {
-			return
-		}
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			require.NoError(t, err, "watches on %s", p)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: no such watch on %s after %v (watching sessions: %q)", what, p, zktest.Timeout, ids)
-		}
-		<-tick.C
-	}
-}
-
 // TestIntegration_RWMutexInterop runs zklock's RWMutex against Curator's
 // and kazoo's read-write locks on one path, in both directions: each side
 // shares reads with the other, waits for the other's writer, makes the
@@ -183,7 +127,7 @@ func TestIntegration_RWMutexInterop(t *testing.T) {
 			ours := map[string]bool{}
 			newRW := func(p string) (*zklock.RWMutex, func(string) bool) {
 				s := connect(t, zc.Servers(), zklock.WithChroot(root))
-				id := sessionHex(s.SessionID())
+				id := zktest.SessionHex(s.SessionID())
 				ours[id] = true
 				return zklock.NewRWMutex(s, p), func(w string) bool { return w == id }
 			}
@@ -218,12 +162,12 @@ func TestIntegration_RWMutexInterop(t *testing.T) {
 				assert.ErrorIs(t, w.TryLock(ctx), zklock.ErrLocked, "readers exclude a zklock writer")
 				wres := async(func() error { return w.Lock(ctx) })
 				waitChildren(t, admin, dir, 3)
-				waitWatched(t, addr, dir+"/"+zr, wID, "the zklock writer waiting for the reader just ahead")
+				zktest.WaitWatched(t, addr, dir+"/"+zr, wID, "the zklock writer waiting for the reader just ahead")
 				stillBlocked(t, wres, "the zklock writer, behind two readers")
 
 				require.NoError(t, r.RUnlock(ctx))
 				waitChildren(t, admin, dir, 2)
-				waitWatched(t, addr, dir+"/"+pr, wID, "the zklock writer waiting for "+tc.name+"'s reader")
+				zktest.WaitWatched(t, addr, dir+"/"+pr, wID, "the zklock writer waiting for "+tc.name+"'s reader")
 				stillBlocked(t, wres, "the zklock writer, while "+tc.name+" still reads")
 
 				released := time.Now()
@@ -251,7 +195,7 @@ func TestIntegration_RWMutexInterop(t *testing.T) {
 				assert.Equal(t, zw, firstBySeq(kids), "our writer is first in the queue")
 				queued := newKid(t, []string{zw}, kids)
 				assert.Regexp(t, tc.read, queued, "%s's read node", tc.name)
-				waitWatched(t, addr, dir+"/"+zw, peerWatch, tc.name+"'s reader waiting for our writer")
+				zktest.WaitWatched(t, addr, dir+"/"+zw, peerWatch, tc.name+"'s reader waiting for our writer")
 				stillBlocked(t, held, tc.name+"'s reader, while zklock writes")
 
 				released := time.Now()
@@ -278,12 +222,12 @@ func TestIntegration_RWMutexInterop(t *testing.T) {
 				pwHeld := peer.takeAsync(t, "wlock", &pw)
 				queued := newKid(t, []string{z1}, waitChildren(t, admin, dir, 2))
 				assert.Regexp(t, tc.write, queued, "%s's write node", tc.name)
-				waitWatched(t, addr, dir+"/"+z1, peerWatch, tc.name+"'s writer waiting for our reader")
+				zktest.WaitWatched(t, addr, dir+"/"+z1, peerWatch, tc.name+"'s writer waiting for our reader")
 				stillBlocked(t, pwHeld, tc.name+"'s writer, while zklock reads")
 
 				r2res := async(func() error { return r2.RLock(ctx) })
 				kids := waitChildren(t, admin, dir, 3)
-				waitWatched(t, addr, dir+"/"+queued, r2ID, "the later zklock reader waiting for "+tc.name+"'s writer")
+				zktest.WaitWatched(t, addr, dir+"/"+queued, r2ID, "the later zklock reader waiting for "+tc.name+"'s writer")
 				stillBlocked(t, r2res, "the zklock reader queued behind "+tc.name+"'s waiting writer")
 				assert.ErrorIs(t, r3.TryRLock(ctx), zklock.ErrLocked, "TryRLock sees %s's waiting writer", tc.name)
 				assert.Len(t, children(t, admin, dir), 3, "the refused TryRLock left no node")
@@ -318,14 +262,14 @@ func TestIntegration_RWMutexInterop(t *testing.T) {
 				w, wID := newRW("/fair-zklock-writer")
 				wres := async(func() error { return w.Lock(ctx) })
 				zw := newKid(t, []string{p1}, waitChildren(t, admin, dir, 2))
-				waitWatched(t, addr, dir+"/"+p1, wID, "our writer waiting for "+tc.name+"'s reader")
+				zktest.WaitWatched(t, addr, dir+"/"+p1, wID, "our writer waiting for "+tc.name+"'s reader")
 				stillBlocked(t, wres, "the zklock writer, while "+tc.name+" reads")
 
 				var p2 string
 				p2Held := later.takeAsync(t, "rlock", &p2)
 				kids := waitChildren(t, admin, dir, 3)
 				queued := newKid(t, []string{p1, zw}, kids)
-				waitWatched(t, addr, dir+"/"+zw, peerWatch, "the later "+tc.name+" reader waiting for our writer")
+				zktest.WaitWatched(t, addr, dir+"/"+zw, peerWatch, "the later "+tc.name+" reader waiting for our writer")
 				stillBlocked(t, p2Held, "the later "+tc.name+" reader, queued behind our waiting writer")
 
 				released := time.Now()

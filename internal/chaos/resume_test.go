@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-zookeeper/zk"
-
 	"github.com/zklock/zklock"
 	"github.com/zklock/zklock/internal/zktest"
 )
@@ -53,19 +51,11 @@ func TestResumeWithWatches(t *testing.T) {
 	waiter := zklock.NewMutex(ws, lockPath)
 	locked := make(chan error, 1)
 	go func() { locked <- waiter.Lock(ctx) }()
-	// The waiter watches the holder's node once both are queued.
-	admin := zc.Admin(t)
-	for {
-		kids, _, err := admin.Children(root + lockPath)
-		if err != nil && !errors.Is(err, zk.ErrNoNode) {
-			t.Fatal(err)
-		}
-		if len(kids) == 2 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(300 * time.Millisecond)
+	// The waiter watches the holder's node once both are queued; the
+	// server says when it holds that watch.
+	me := zktest.SessionHex(ws.SessionID())
+	zktest.WaitWatched(t, zc.Direct()[0], root+holder.Key(), func(id string) bool { return id == me },
+		"the waiter watching the holder's node")
 
 	d.cut(700 * time.Millisecond)
 	for _, want := range []zklock.State{zklock.StateSuspended, zklock.StateConnected} {
