@@ -1,16 +1,9 @@
 package zklock_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
-	"io"
-	"net"
-	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/go-zookeeper/zk"
 	"github.com/stretchr/testify/assert"
@@ -28,153 +21,13 @@ const (
 	opMulti   = 14
 )
 
-// replyCutter is a dialer that cuts a connection at one chosen request: the
-// next request with the armed opcode whose bytes contain the armed string is
-// sent and its reply dropped, or it is not sent at all. An action runs at
-// the cut, before the client can notice it: what other clients do while the
-// reply is missing.
-type replyCutter struct {
-	mu      sync.Mutex // guards everything below
-	op      int32
-	match   string // "" disarmed
-	dropReq bool
-	at      func() error
-	done    chan struct{} // closed once the armed cut is over
-	atErr   error
-}
-
-// arm sets up the next cut; at may be nil.
-func (rc *replyCutter) arm(op int32, match string, dropReq bool, at func() error) {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	rc.op, rc.match, rc.dropReq, rc.at = op, match, dropReq, at
-	rc.done, rc.atErr = make(chan struct{}), nil
-}
-
-// claim disarms the cutter if the request is the armed one.
-func (rc *replyCutter) claim(op int32, req []byte) (hit, dropReq bool) {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	if rc.match == "" || op != rc.op || !bytes.Contains(req, []byte(rc.match)) {
-		return false, false
-	}
-	rc.match = ""
-	return true, rc.dropReq
-}
-
-// cut runs the action, then breaks conn.
-func (rc *replyCutter) cut(conn net.Conn) error {
-	rc.mu.Lock()
-	at := rc.at
-	rc.mu.Unlock()
-	var err error
-	if at != nil {
-		err = at()
-	}
-	conn.Close()
-	rc.mu.Lock()
-	rc.atErr = err
-	close(rc.done)
-	rc.mu.Unlock()
-	return &net.OpError{Op: "cut", Net: "tcp", Err: syscall.ECONNRESET}
-}
-
-// requireFired fails the test unless the armed cut happens (a write whose
-// ctx ends at the cut can return before it is over) and its action
-// succeeds.
-func (rc *replyCutter) requireFired(t *testing.T) {
-	t.Helper()
-	rc.mu.Lock()
-	done := rc.done
-	rc.mu.Unlock()
-	select {
-	case <-done:
-	case <-time.After(zktest.Timeout):
-		t.Fatal("the chosen request was not cut")
-	}
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	require.NoError(t, rc.atErr, "the other client's action at the cut")
-}
-
-func (rc *replyCutter) Dial(network, addr string, timeout time.Duration) (net.Conn, error) {
-	conn, err := net.DialTimeout(network, addr, timeout)
-	if err != nil {
-		return nil, err
-	}
-	return &cutConn{Conn: conn, rc: rc, target: -1}, nil
-}
-
-// cutConn reads whole frames so it can drop one reply; go-zookeeper writes
-// one whole frame per Write. A request frame is length, xid, opcode, body;
-// a reply frame length, xid, zxid, err, body. The first frame each way is
-// the connect request or response, without those headers.
-type cutConn struct {
-	net.Conn
-	rc *replyCutter
-
-	mu     sync.Mutex // guards target, writes
-	target int32      // xid whose reply is to be dropped; -1 none
-	writes int
-
-	rbuf   []byte // rest of the frame being handed to the reader
-	frames int
-}
-
-func (cc *cutConn) Write(p []byte) (int, error) {
-	cc.mu.Lock()
-	first := cc.writes == 0
-	cc.writes++
-	cc.mu.Unlock()
-	if !first && len(p) >= 12 {
-		xid := int32(binary.BigEndian.Uint32(p[4:]))
-		if hit, dropReq := cc.rc.claim(int32(binary.BigEndian.Uint32(p[8:])), p[12:]); hit {
-			if dropReq {
-				return 0, cc.rc.cut(cc.Conn)
-			}
-			cc.mu.Lock()
-			cc.target = xid
-			cc.mu.Unlock()
-		}
-	}
-	return cc.Conn.Write(p)
-}
-
-func (cc *cutConn) Read(p []byte) (int, error) {
-	if len(cc.rbuf) == 0 {
-		var hdr [4]byte
-		if _, err := io.ReadFull(cc.Conn, hdr[:]); err != nil {
-			return 0, err
-		}
-		frame := make([]byte, 4+int(binary.BigEndian.Uint32(hdr[:])))
-		copy(frame, hdr[:])
-		if _, err := io.ReadFull(cc.Conn, frame[4:]); err != nil {
-			return 0, err
-		}
-		cc.frames++
-		if cc.frames > 1 && len(frame) >= 8 {
-			xid := int32(binary.BigEndian.Uint32(frame[4:]))
-			cc.mu.Lock()
-			hit := cc.target >= 0 && xid == cc.target
-			cc.mu.Unlock()
-			if hit {
-				return 0, cc.rc.cut(cc.Conn)
-			}
-		}
-		cc.rbuf = frame
-	}
-	n := copy(p, cc.rbuf)
-	cc.rbuf = cc.rbuf[n:]
-	return n, nil
-}
-
 var worldACL = zk.WorldACL(zk.PermAll)
 
-// nodeRig is a Session whose connections go through a replyCutter, rooted
+// nodeRig is a Session whose connections go through a zktest.Cutter, rooted
 // at a fresh node, and a plain connection for the other client.
 type nodeRig struct {
 	s     *zklock.Session
-	cut   *replyCutter
+	cut   *zktest.Cutter
 	root  string
 	admin *zk.Conn
 }
@@ -185,7 +38,7 @@ func newNodeRig(t *testing.T) *nodeRig {
 		t.Skip("integration test; needs ZooKeeper")
 	}
 	zc := zktest.Shared(t)
-	r := &nodeRig{cut: &replyCutter{}, root: zc.Root(t), admin: zc.Admin(t)}
+	r := &nodeRig{cut: zktest.NewCutter(), root: zc.Root(t), admin: zc.Admin(t)}
 	r.s = connect(t, twice(zc.Servers()), zklock.WithChroot(r.root), zklock.WithDialer(r.cut.Dial))
 	return r
 }
@@ -262,9 +115,9 @@ func TestIntegration_NodeDeleteReplyLost(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := bounded(t, zktest.Timeout)
 			r.node(t, "/p", "ours")
-			r.cut.arm(opDelete, r.root+"/p", tc.dropReq, tc.other)
+			r.cut.Arm(opDelete, r.root+"/p", tc.dropReq, tc.other)
 			err := r.s.Delete(ctx, "/p", tc.version)
-			r.cut.requireFired(t)
+			require.NoError(t, r.cut.Wait(), "the chosen request is cut, and the other client acts at the cut")
 			if tc.wantErr != nil {
 				assert.ErrorIs(t, err, tc.wantErr)
 			} else {
@@ -311,9 +164,9 @@ func TestIntegration_NodeSetReplyLost(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := bounded(t, zktest.Timeout)
 			r.node(t, "/p", "initial")
-			r.cut.arm(opSetData, r.root+"/p", tc.dropReq, tc.other)
+			r.cut.Arm(opSetData, r.root+"/p", tc.dropReq, tc.other)
 			st, err := r.s.Set(ctx, "/p", []byte("ours"), tc.version)
-			r.cut.requireFired(t)
+			require.NoError(t, r.cut.Wait(), "the chosen request is cut, and the other client acts at the cut")
 			if tc.wantErr != nil {
 				assert.ErrorIs(t, err, tc.wantErr)
 				if !errors.Is(tc.wantErr, zklock.ErrOutcomeUnknown) {
@@ -361,9 +214,9 @@ func TestIntegration_NodeCreateReplyLost(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := bounded(t, zktest.Timeout)
 			r.node(t, "/p", "")
-			r.cut.arm(opCreate, r.root+"/p", tc.dropReq, tc.other)
+			r.cut.Arm(opCreate, r.root+"/p", tc.dropReq, tc.other)
 			err := r.s.Create(ctx, "/p", []byte("ours"), tc.flags)
-			r.cut.requireFired(t)
+			require.NoError(t, r.cut.Wait(), "the chosen request is cut, and the other client acts at the cut")
 			if tc.wantErrs == nil {
 				assert.NoError(t, err)
 			}
@@ -387,9 +240,9 @@ func TestIntegration_NodeMultiReplyLost(t *testing.T) {
 	r := newNodeRig(t)
 	ctx := bounded(t, zktest.Timeout)
 	r.node(t, "/p", "")
-	r.cut.arm(opMulti, r.root+"/p", false, nil)
+	r.cut.Arm(opMulti, r.root+"/p", false, nil)
 	_, err := r.s.Multi(ctx, &zk.CreateRequest{Path: "/p", Data: []byte("ours")})
-	r.cut.requireFired(t)
+	require.NoError(t, r.cut.Wait(), "the chosen request is cut, and the other client acts at the cut")
 	assert.ErrorIs(t, err, zklock.ErrOutcomeUnknown)
 	assert.ErrorIs(t, err, zk.ErrConnectionClosed, "the cause")
 	data, _ := r.get(t, "/p")
@@ -425,9 +278,9 @@ func TestIntegration_NodeWriteCtxEndsReplyLost(t *testing.T) {
 			ctx, cancel := context.WithCancel(bounded(t, zktest.Timeout))
 			defer cancel()
 			r.node(t, "/p", tc.setup)
-			r.cut.arm(tc.op, r.root+"/p", false, func() error { cancel(); return nil })
+			r.cut.Arm(tc.op, r.root+"/p", false, func() error { cancel(); return nil })
 			err := tc.write(ctx, r.s)
-			r.cut.requireFired(t)
+			require.NoError(t, r.cut.Wait(), "the chosen request is cut, and the other client acts at the cut")
 			assert.ErrorIs(t, err, zklock.ErrOutcomeUnknown)
 			assert.ErrorIs(t, err, context.Canceled)
 		})
@@ -458,11 +311,11 @@ func TestIntegration_NodeWriteSessionEndsReplyLost(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := bounded(t, zktest.Timeout)
-			cut := &replyCutter{}
+			cut := zktest.NewCutter()
 			s := connect(t, twice(zc.Servers()), zklock.WithChroot(r.root), zklock.WithDialer(cut.Dial))
 			r.node(t, "/p", tc.setup)
 			closed := make(chan struct{})
-			cut.arm(tc.op, r.root+"/p", false, func() error {
+			cut.Arm(tc.op, r.root+"/p", false, func() error {
 				// Close joins the connection's goroutines, this one among
 				// them: it cannot run here.
 				go func() {
@@ -472,7 +325,7 @@ func TestIntegration_NodeWriteSessionEndsReplyLost(t *testing.T) {
 				return nil
 			})
 			err := tc.write(ctx, s)
-			cut.requireFired(t)
+			require.NoError(t, cut.Wait(), "the chosen request is cut, and the other client acts at the cut")
 			select {
 			case <-closed:
 			case <-ctx.Done():

@@ -1,29 +1,36 @@
 package zktest
 
 import (
+	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 )
 
-// ZooKeeper opcodes of the creates a Cutter can target.
+// ZooKeeper opcodes of the creates DropReply and DropRequest target.
 const (
 	opCreate          = 1
 	opCreateContainer = 19
 )
 
-// Cutter is a dialer that breaks one connection at a chosen moment around a
-// create request, to test what a client does when it cannot know whether
-// its create happened.
+// Cutter is a dialer that breaks one connection at a chosen request, to
+// test what a client does when it cannot know whether a write happened:
+// the request is sent and its reply dropped, or it is not sent at all. An
+// action can run at the cut, before the client notices it: what other
+// clients do while the reply is missing.
 type Cutter struct {
 	mu       sync.Mutex // guards everything below
-	match    string     // path substring of the create to act on; "" disarmed
+	op       int32      // opcode of the request to act on; 0 any create
+	match    string     // what that request's bytes contain; "" disarmed
 	dropReq  bool       // cut before the request leaves instead of dropping its reply
-	fired    chan struct{}
+	at       func() error
+	done     chan struct{} // closed once the armed cut is over
+	atErr    error
+	fired    chan struct{} // closed at the first cut
 	firedSet bool
 }
 
@@ -33,20 +40,41 @@ func NewCutter() *Cutter { return &Cutter{fired: make(chan struct{})} }
 // DropReply arms the Cutter: the next create whose path contains match is
 // sent and processed by the server, and the connection is cut just before
 // its reply reaches the client.
-func (c *Cutter) DropReply(match string) { c.arm(match, false) }
+func (c *Cutter) DropReply(match string) { c.Arm(0, match, false, nil) }
 
 // DropRequest arms the Cutter: the connection is cut instead of sending the
 // next create whose path contains match.
-func (c *Cutter) DropRequest(match string) { c.arm(match, true) }
+func (c *Cutter) DropRequest(match string) { c.Arm(0, match, true, nil) }
 
-func (c *Cutter) arm(match string, dropReq bool) {
+// Arm arms the Cutter for the next request with opcode op (0: a create of
+// either kind) whose bytes contain match: with dropRequest the connection
+// is cut instead of sending it, otherwise its reply is dropped. at, if not
+// nil, runs at the cut, before the connection breaks.
+func (c *Cutter) Arm(op int32, match string, dropRequest bool, at func() error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.match, c.dropReq = match, dropReq
+	c.op, c.match, c.dropReq, c.at = op, match, dropRequest, at
+	c.done, c.atErr = make(chan struct{}), nil
 }
 
 // Fired is closed once the Cutter has cut a connection.
 func (c *Cutter) Fired() <-chan struct{} { return c.fired }
+
+// Wait waits, at most Timeout, for the armed cut to be over, and returns
+// the error of its action.
+func (c *Cutter) Wait() error {
+	c.mu.Lock()
+	done := c.done
+	c.mu.Unlock()
+	select {
+	case <-done:
+	case <-time.After(Timeout):
+		return fmt.Errorf("zktest: the armed request was not cut within %v", Timeout)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.atErr
+}
 
 // Dial is a go-zookeeper Dialer.
 func (c *Cutter) Dial(network, addr string, timeout time.Duration) (net.Conn, error) {
@@ -57,32 +85,59 @@ func (c *Cutter) Dial(network, addr string, timeout time.Duration) (net.Conn, er
 	return &cutConn{Conn: conn, c: c, target: -1}, nil
 }
 
-// claim disarms the Cutter if path matches; it reports whether this create
-// is the one to act on and how.
-func (c *Cutter) claim(path string) (hit, dropReq bool) {
+// claim disarms the Cutter if the request (opcode op, body after the
+// header) is the armed one; it reports whether to act on it and how.
+func (c *Cutter) claim(op int32, body []byte) (hit, dropReq bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.match == "" || !strings.Contains(path, c.match) {
+	if c.match == "" {
+		return false, false
+	}
+	switch {
+	case c.op == 0:
+		// A create: its body starts with the path (length, bytes).
+		if op != opCreate && op != opCreateContainer || len(body) < 4 {
+			return false, false
+		}
+		n := int(binary.BigEndian.Uint32(body))
+		if n < 0 || 4+n > len(body) || !bytes.Contains(body[4:4+n], []byte(c.match)) {
+			return false, false
+		}
+	case op != c.op || !bytes.Contains(body, []byte(c.match)):
 		return false, false
 	}
 	c.match = ""
 	return true, c.dropReq
 }
 
-func (c *Cutter) fire() {
+// cut runs the armed action, then breaks conn.
+func (c *Cutter) cut(conn net.Conn) error {
+	c.mu.Lock()
+	at := c.at
+	c.mu.Unlock()
+	var err error
+	if at != nil {
+		err = at()
+	}
+	conn.Close()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.atErr = err
+	close(c.done) // Arm made it; claim lets one cut through per Arm
 	if !c.firedSet {
 		c.firedSet = true
 		close(c.fired)
 	}
+	return errCut
 }
 
 // errCut looks to the client like the connection reset it stands for.
 var errCut = &net.OpError{Op: "cut", Net: "tcp", Err: syscall.ECONNRESET}
 
 // cutConn reads whole frames so it can drop one reply; go-zookeeper writes
-// one whole frame per Write.
+// one whole frame per Write. A request frame is length, xid, opcode, body;
+// a reply frame length, xid, zxid, err, body. The first frame each way is
+// the connect request or response, without those headers.
 type cutConn struct {
 	net.Conn
 	c *Cutter
@@ -100,24 +155,15 @@ func (cc *cutConn) Write(p []byte) (int, error) {
 	first := cc.writes == 0
 	cc.writes++
 	cc.wmu.Unlock()
-	// Frame: length, xid, opcode, then for creates the path (length + bytes).
-	if !first && len(p) >= 16 {
+	if !first && len(p) >= 12 {
 		xid := int32(binary.BigEndian.Uint32(p[4:]))
-		op := int32(binary.BigEndian.Uint32(p[8:]))
-		if op == opCreate || op == opCreateContainer {
-			n := int(binary.BigEndian.Uint32(p[12:]))
-			if n >= 0 && 16+n <= len(p) {
-				if hit, dropReq := cc.c.claim(string(p[16 : 16+n])); hit {
-					if dropReq {
-						cc.Conn.Close()
-						cc.c.fire()
-						return 0, errCut
-					}
-					cc.wmu.Lock()
-					cc.target = xid
-					cc.wmu.Unlock()
-				}
+		if hit, dropReq := cc.c.claim(int32(binary.BigEndian.Uint32(p[8:])), p[12:]); hit {
+			if dropReq {
+				return 0, cc.c.cut(cc.Conn)
 			}
+			cc.wmu.Lock()
+			cc.target = xid
+			cc.wmu.Unlock()
 		}
 	}
 	return cc.Conn.Write(p)
@@ -141,9 +187,7 @@ func (cc *cutConn) Read(p []byte) (int, error) {
 			hit := cc.target >= 0 && xid == cc.target
 			cc.wmu.Unlock()
 			if hit {
-				cc.Conn.Close()
-				cc.c.fire()
-				return 0, errCut
+				return 0, cc.c.cut(cc.Conn)
 			}
 		}
 		cc.rbuf = frame
