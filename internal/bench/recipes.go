@@ -196,13 +196,7 @@ func (b *bench) measureRecipe(ctx context.Context, scenario string, n int, d tim
 			}
 		})
 	}
-	var before, after requestCounts
-	if sleepCtx(ctx, time.Until(base.Add(from))) {
-		before = sumRequests(cls)
-		if sleepCtx(ctx, time.Until(base.Add(to))) {
-			after = sumRequests(cls)
-		}
-	}
+	reqs := requestsIn(ctx, cls, base.Add(from), base.Add(to))
 	wg.Wait()
 	if firstErr != nil {
 		return nil, firstErr
@@ -212,6 +206,6 @@ func (b *bench) measureRecipe(ctx context.Context, scenario string, n int, d tim
 	}
 	t.ops = int(done.Load())
 	t.elapsed = d
-	t.reqs = after.sub(before)
+	t.reqs = reqs
 	return t, nil
 }

@@ -289,15 +289,7 @@ func (b *bench) measureContended(ctx context.Context, which impl, n int, d time.
 			}
 		})
 	}
-	// Requests are read at the window's edges; the cycles in flight there
-	// are a rounding error over thousands of cycles.
-	var before, after requestCounts
-	if sleepCtx(ctx, time.Until(base.Add(from))) {
-		before = sumRequests(cls)
-		if sleepCtx(ctx, time.Until(base.Add(to))) {
-			after = sumRequests(cls)
-		}
-	}
+	reqs := requestsIn(ctx, cls, base.Add(from), base.Add(to))
 	wg.Wait()
 	if firstErr != nil {
 		return nil, firstErr
@@ -307,8 +299,22 @@ func (b *bench) measureContended(ctx context.Context, which impl, n int, d time.
 	}
 	t.ops = int(acquired.Load())
 	t.elapsed = d
-	t.reqs = after.sub(before)
+	t.reqs = reqs
 	return t, nil
+}
+
+// requestsIn counts the requests cls send between from and to, read at the
+// window's edges: the cycles in flight there are a rounding error over
+// thousands of cycles. Zero if ctx ends first.
+func requestsIn(ctx context.Context, cls []client, from, to time.Time) requestCounts {
+	if !sleepCtx(ctx, time.Until(from)) {
+		return requestCounts{}
+	}
+	before := sumRequests(cls)
+	if !sleepCtx(ctx, time.Until(to)) {
+		return requestCounts{}
+	}
+	return sumRequests(cls).sub(before)
 }
 
 // sleepCtx sleeps for d; false if ctx ended first.
