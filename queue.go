@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"sync"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -55,18 +54,12 @@ func (q *queue) checkCreate(data []byte) error {
 }
 
 // queued is a node enqueue created, and, when the create went through at
-// the first try, what the requests pipelined behind it saw.
+// the first try, what the listing pipelined behind it saw.
 type queued struct {
 	name  string
-	kids  []string   // the parent's children just after the create; nil if unknown
-	czxid int64      // from the create's reply; valid with kids
-	self  *selfCheck // a watch set on our node right behind the create, if any
-}
-
-// seqGuess is the sequence number a create is expected to get, if any.
-type seqGuess struct {
-	seq int32
-	ok  bool
+	kids  []string        // the parent's children just after the create; nil if unknown
+	czxid int64           // from the create's reply; valid with kids
+	watch <-chan zk.Event // a watch on the children set by that listing, if asked for
 }
 
 // selfCheck is what an ExistsW on our own node returned.
@@ -74,26 +67,6 @@ type selfCheck struct {
 	ok    bool
 	st    *zk.Stat
 	watch <-chan zk.Event
-}
-
-// live reports whether sc is a check of our node that still vouches for it:
-// the node existed when checked and its watch has not fired since, so it
-// has not been deleted (a deletion fires the watch). Its name, which
-// carries this attempt's random id and a sequence number ZooKeeper gives
-// out once per directory, was never another node's, so the check's owner
-// and czxid are still the node's.
-func (sc *selfCheck) live() bool {
-	return sc != nil && sc.ok && !fired(sc.watch)
-}
-
-// fired reports whether a one-shot watch has delivered its event.
-func fired(watch <-chan zk.Event) bool {
-	select {
-	case <-watch:
-		return true
-	default:
-		return false
-	}
 }
 
 // enqueue creates our ephemeral sequential node on generation g, named
@@ -111,9 +84,9 @@ func fired(watch <-chan zk.Event) bool {
 // If enqueue fails after a create may have happened, it leaves the cleaner
 // the duty to delete whatever node carries the id.
 //
-// With a guess of the sequence number, a watch on the node by that name is
-// set in the same round trip; q.self has it if the guess was right.
-func (q *queue) enqueue(ctx context.Context, g *generation, data []byte, guess seqGuess) (queued, error) {
+// With watchDir, the listing also sets a watch on the children (see
+// createAndList).
+func (q *queue) enqueue(ctx context.Context, g *generation, data []byte, watchDir bool) (queued, error) {
 	id := q.newID()
 	full := q.dir + "/" + q.prefix(id)
 	var out queued
@@ -128,7 +101,7 @@ func (q *queue) enqueue(ctx context.Context, g *generation, data []byte, guess s
 		}
 		for range 3 { // a missing parent, or a container emptied and removed under us
 			maybeCreated = true
-			created, err := q.createAndList(ctx, g, full, data, guess)
+			created, err := q.createAndList(ctx, g, full, data, watchDir)
 			switch {
 			case err == nil:
 				out = created
@@ -167,19 +140,23 @@ func (q *queue) enqueue(ctx context.Context, g *generation, data []byte, guess s
 }
 
 // createAndList sends the create, then the listing of the directory right
-// behind it, and with a guess of the sequence number a watch on the node by
-// that name: the guessed name carries this create's random id, so only this
-// create can have made it. Without the guess, the watch on our node would
-// take a request of its own once the lock is granted, which would sit
-// ahead of the release's delete.
-func (q *queue) createAndList(ctx context.Context, g *generation, full string, data []byte, guess seqGuess) (queued, error) {
+// behind it. With watchDir the listing sets a watch on the children: a
+// contender that expects to be alone keeps it as its hold's watch, which
+// tells of its node's deletion (a change of the children) without a request
+// of its own; a contender that finds others ahead leaves it, to fire once
+// at the queue's next change.
+func (q *queue) createAndList(ctx context.Context, g *generation, full string, data []byte, watchDir bool) (queued, error) {
 	tr := g.tap.TraceCreate(full)
 	defer g.tap.Untrace(tr)
 	createDone := make(chan struct{})
-	// behind runs op once the create's bytes are written, so the server
-	// handles it after the create; if the create was not sent, op is not
-	// sent either.
-	behind := func(op func() error) error {
+	type listing struct {
+		kids  []string
+		watch <-chan zk.Event
+	}
+	listed, err := start(g, func(c *zk.Conn) (l listing, err error) {
+		// The listing is sent once the create's bytes are written, so the
+		// server handles it after the create; if the create was not sent,
+		// neither is the listing.
 		select {
 		case <-tr.Sent():
 		case <-createDone:
@@ -188,60 +165,30 @@ func (q *queue) createAndList(ctx context.Context, g *generation, full string, d
 			select {
 			case <-tr.Sent():
 			default:
-				return errNotListed
+				return l, errNotListed
 			}
 		}
-		return op()
-	}
-	listed, err := start(g, func(c *zk.Conn) (kids []string, err error) {
-		err = behind(func() error {
-			kids, _, err = c.Children(q.dir)
-			return err
-		})
-		return kids, err
+		if watchDir {
+			l.kids, _, l.watch, err = c.ChildrenW(q.dir)
+		} else {
+			l.kids, _, err = c.Children(q.dir)
+		}
+		return l, err
 	})
 	if err != nil {
 		return queued{}, err
-	}
-	guessed := ""
-	var checked <-chan outcome[selfCheck]
-	if guess.ok {
-		guessed = fmt.Sprintf("%s%010d", full, guess.seq)
-		checked, err = start(g, func(c *zk.Conn) (sc selfCheck, err error) {
-			err = behind(func() error {
-				// GetW sets no watch on a node that does not exist.
-				_, st, w, err := c.GetW(guessed)
-				if err == nil {
-					sc = selfCheck{ok: true, st: st, watch: w}
-				}
-				return err
-			})
-			return sc, err
-		})
-		if err != nil {
-			close(createDone)
-			return queued{}, err
-		}
 	}
 	created, err := call(ctx, g, func(c *zk.Conn) (string, error) {
 		return c.Create(full, data, zk.FlagEphemeral|zk.FlagSequence, q.acl)
 	})
 	close(createDone)
-	kids, lerr := wait(ctx, g, listed)
-	var sc selfCheck
-	var serr error = errNotListed
-	if checked != nil {
-		sc, serr = wait(ctx, g, checked)
-	}
+	l, lerr := wait(ctx, g, listed)
 	if err != nil {
 		return queued{}, err
 	}
 	out := queued{name: path.Base(created)}
 	if czxid, ok := g.tap.Zxid(tr); ok && lerr == nil {
-		out.kids, out.czxid = kids, czxid
-	}
-	if serr == nil && sc.ok && created == guessed {
-		out.self = &sc
+		out.kids, out.czxid, out.watch = l.kids, czxid, l.watch
 	}
 	return out, nil
 }
@@ -324,89 +271,36 @@ func (q *queue) ensureDir(ctx context.Context, g *generation) error {
 	return mk(q.dir)
 }
 
-// look lists the contenders and, unless self still vouches for our own
-// node, checks our node in the same round trip: both requests are sent
-// before either reply arrives. The check confirms, before granting, that
-// our node exists and belongs to g's ZooKeeper session, reads its creation
-// zxid for the fencing token, and sets the watch that tells a holder its
-// node was deleted. Whichever request the server handles first, a node
-// found first in the listing and existing in the check was first while it
-// existed. With a live check, the listing alone shows our node still there.
-func (q *queue) look(ctx context.Context, g *generation, name string, self *selfCheck) ([]string, *selfCheck, error) {
-	if self.live() {
-		kids, err := doOn(ctx, g, func(c *zk.Conn) ([]string, error) {
-			kids, _, err := c.Children(q.dir)
-			return kids, err
-		})
-		return kids, self, err
+// list lists the contenders and sets a watch on the children. A listing
+// that shows our node first proves the grant: our node existed and nothing
+// blocked it when the server read the children. The watch then becomes the
+// hold's, as in createAndList; a contender still behind others leaves it.
+func (q *queue) list(ctx context.Context, g *generation) ([]string, <-chan zk.Event, error) {
+	type listing struct {
+		kids  []string
+		watch <-chan zk.Event
 	}
-	type looked struct {
-		kids []string
-		self selfCheck
-	}
-	l, err := doOn(ctx, g, func(c *zk.Conn) (looked, error) {
-		var l looked
-		var listErr, err error
-		var wg sync.WaitGroup
-		wg.Add(1)
-		// Owner: this call; joined below before it returns.
-		go func() {
-			defer wg.Done()
-			l.kids, _, listErr = c.Children(q.dir)
-		}()
-		l.self.ok, l.self.st, l.self.watch, err = c.ExistsW(q.dir + "/" + name)
-		wg.Wait()
-		return l, errors.Join(listErr, err)
+	l, err := doOn(ctx, g, func(c *zk.Conn) (listing, error) {
+		kids, _, w, err := c.ChildrenW(q.dir)
+		return listing{kids, w}, err
 	})
-	sc := l.self // not &l.self, which would keep the listing as long as the check
-	return l.kids, &sc, err
+	return l.kids, l.watch, err
 }
 
-// watchAhead watches the node ahead of ours and, unless *self still vouches
-// for our own node, checks our node too, in the same round trip. A nil event
-// channel means the node ahead is already gone.
-func (q *queue) watchAhead(ctx context.Context, g *generation, ahead, name string, self **selfCheck) (<-chan zk.Event, error) {
-	checkSelf := !(*self).live()
-	type watched struct {
-		ev   <-chan zk.Event
-		self selfCheck
-	}
-	w, err := doOn(ctx, g, func(c *zk.Conn) (watched, error) {
-		var w watched
-		var aheadErr, selfErr error
+// watchNode sets a watch on the node name (the one ahead of ours), which
+// fires when it is deleted or changed. A nil channel means it is gone
+// already.
+func (q *queue) watchNode(ctx context.Context, g *generation, name string) (<-chan zk.Event, error) {
+	return doOn(ctx, g, func(c *zk.Conn) (<-chan zk.Event, error) {
 		// GetW, not ExistsW: on a node already gone ExistsW would leave a
 		// watch for its creation, which never comes, in the server and in
 		// go-zookeeper until the session ends.
-		watch := func() {
-			_, _, w.ev, aheadErr = c.GetW(q.dir + "/" + ahead)
-			if errors.Is(aheadErr, zk.ErrNoNode) {
-				w.ev, aheadErr = nil, nil
-			}
+		_, _, ev, err := c.GetW(q.dir + "/" + name)
+		if errors.Is(err, zk.ErrNoNode) {
+			return nil, nil
 		}
-		if !checkSelf {
-			watch()
-			return w, aheadErr
-		}
-		var wg sync.WaitGroup
-		wg.Add(1)
-		// Owner: this call; joined below before it returns. Both requests
-		// are sent before either reply arrives.
-		go func() {
-			defer wg.Done()
-			watch()
-		}()
-		w.self.ok, w.self.st, w.self.watch, selfErr = c.ExistsW(q.dir + "/" + name)
-		wg.Wait()
-		return w, errors.Join(aheadErr, selfErr)
+		return ev, err
 	})
-	if err != nil {
-		return nil, err
-	}
-	if checkSelf {
-		sc := w.self
-		*self = &sc
-	}
-	return w.ev, nil
 }
 
 // watchChildren lists the contenders and sets a watch that fires when
@@ -426,16 +320,6 @@ func (q *queue) watchChildren(ctx context.Context, g *generation) ([]string, <-c
 	return w.kids, w.watch, err
 }
 
-// exists reports whether our node still exists. A read after a notification
-// sees the state after the change notified, so it shows whether our node
-// survived that change.
-func (q *queue) exists(ctx context.Context, g *generation, name string) (bool, error) {
-	return doOn(ctx, g, func(c *zk.Conn) (bool, error) {
-		ok, _, err := c.Exists(q.dir + "/" + name)
-		return ok, err
-	})
-}
-
 // setData writes our node's data if its version is still version, on
 // generation g, and returns the new version. A write whose reply is lost
 // is not resent: the error says so (ErrOutcomeUnknown).
@@ -453,7 +337,8 @@ func (q *queue) setData(ctx context.Context, g *generation, name string, data []
 }
 
 // watchSelf checks our node and sets a watch on it, which fires when it is
-// deleted or changed.
+// deleted or changed. A read made after a notification sees the state after
+// the change notified, so it shows whether our node survived that change.
 func (q *queue) watchSelf(ctx context.Context, g *generation, name string) (selfCheck, error) {
 	return doOn(ctx, g, func(c *zk.Conn) (selfCheck, error) {
 		ok, st, w, err := c.ExistsW(q.dir + "/" + name)

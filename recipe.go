@@ -41,11 +41,11 @@ type recipe struct {
 	path string // as given
 	perr error  // the path is invalid
 
-	mu      *sync.Mutex  // guards busy, hold, lone, here and in sibling
-	sibling *recipe      // the other side of a read-write lock, if any
-	busy    bool         // an acquisition is running
-	hold    *hold        // the current or latest hold; nil before the first
-	lone    seqnode.Lone // numbering seen while the queue had no one else
+	mu      *sync.Mutex // guards busy, hold, alone, here and in sibling
+	sibling *recipe     // the other side of a read-write lock, if any
+	busy    bool        // an acquisition is running
+	hold    *hold       // the current or latest hold; nil before the first
+	alone   bool        // the latest acquisition found no one else queued
 }
 
 func newRecipe(s *Session, path string, k kind) *recipe {
@@ -103,8 +103,7 @@ func (r *recipe) acquireTraced(ctx context.Context, data []byte, wait bool) erro
 		return errorf("zklock: %s %s: %w: the %s is held or being taken by the same RWMutex", r.k.op, r.path, ErrBusy, r.sibling.k.op)
 	}
 	r.busy = true
-	seq, ok := r.lone.Next()
-	guess := seqGuess{seq: seq, ok: ok}
+	alone := r.alone
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
@@ -120,8 +119,7 @@ func (r *recipe) acquireTraced(ctx context.Context, data []byte, wait bool) erro
 		if err != nil {
 			return errorf("zklock: %s %s: %w", r.k.op, r.path, err)
 		}
-		h, watch, err := r.attempt(ctx, g, data, wait, guess)
-		guess = seqGuess{} // the guess is void in another generation
+		h, watch, err := r.attempt(ctx, g, data, wait, alone)
 		if err == nil {
 			// The hold ends with g, before g's connection is closed.
 			h.report = func(err error) { r.tel.holdEnded(r.k, h.start, err) }
@@ -150,10 +148,22 @@ func (r *recipe) acquireTraced(ctx context.Context, data []byte, wait bool) erro
 }
 
 // attempt queues on generation g and waits to be first. On success it
-// returns the hold and a watch on the hold's node (nil if the monitor must
-// set it). On failure our node, if any, is deleted.
-func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait bool, guess seqGuess) (_ *hold, _ <-chan zk.Event, err error) {
-	q, err := r.q.enqueue(ctx, g, data, guess)
+// returns the hold and a watch that fires when the hold's node may have
+// gone (on the node, or on its directory's children; nil if the monitor
+// must set one). On failure our node, if any, is deleted.
+//
+// A grant rests on a read that shows our node there and first: a listing,
+// or, when only one node was ahead and its deletion is notified, a read of
+// our node made after the notification. The notification alone does not
+// prove it: one transaction (a multi, such as a recursive delete) can
+// delete our node with the one ahead, and go-zookeeper hands out the
+// events of one transaction one by one.
+//
+// expectAlone asks for a watch on the children with the listing behind the
+// create: a contender that is alone keeps it as its hold's watch and needs
+// no request of its own to watch its node.
+func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait, expectAlone bool) (_ *hold, _ <-chan zk.Event, err error) {
+	q, err := r.q.enqueue(ctx, g, data, expectAlone)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -163,15 +173,16 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 			r.q.discard(ctx, g, name)
 		}
 	}()
-	kids := q.kids // nil: list again
-	self := q.self // the latest check of our node, if any
+	kids, watch := q.kids, q.watch // kids nil: list again
+	czxid, known := q.czxid, q.kids != nil
 	// requeue replaces our node, deleted under us while we waited.
 	requeue := func() error {
 		name = ""
-		if q, err = r.q.enqueue(ctx, g, data, seqGuess{}); err != nil {
+		if q, err = r.q.enqueue(ctx, g, data, false); err != nil {
 			return err
 		}
-		name, kids, self = q.name, q.kids, q.self
+		name, kids, watch = q.name, q.kids, q.watch
+		czxid, known = q.czxid, q.kids != nil
 		return nil
 	}
 	for {
@@ -179,13 +190,13 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 		// many waiters, each keeping the whole queue's names would cost
 		// memory quadratic in the queue's length.
 		behindCreate := q.kids != nil // kids is the listing behind our create
-		q.kids = nil
+		q.kids, q.watch = nil, nil
 		if kids == nil {
 			if ctx.Err() != nil {
 				// Cancelled as a watch fired: a listing would be for nothing.
 				return nil, nil, ctx.Err()
 			}
-			kids, self, err = r.q.look(ctx, g, name, self)
+			kids, watch, err = r.q.list(ctx, g)
 			if errors.Is(err, zk.ErrNoNode) {
 				// The directory was deleted, our node with it (children go
 				// first): queue again, which makes the directory anew.
@@ -205,29 +216,33 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 		if r.k.limit > 0 {
 			first = index < r.k.limit
 		}
-		if !found || (self != nil && !self.ok) { // deleted under us while waiting: queue again
+		if !found { // deleted under us while waiting: queue again
 			if err := requeue(); err != nil {
 				return nil, nil, err
 			}
 			continue
 		}
 		if first {
-			n, ok := seqnode.Parse(name)
 			r.mu.Lock()
-			if alone && ok {
-				r.lone = r.lone.After(n.Seq)
-			} else {
-				r.lone = seqnode.Lone{}
-			}
+			r.alone = alone
 			r.mu.Unlock()
-			if self == nil {
-				// The listing came right after our create on this session:
-				// the node existed then and is ours; the create's reply gave
-				// its czxid.
-				return r.grant(ctx, g, name, g.sessionID, q.czxid, nil)
+			if !known {
+				// Our node was found again after a lost reply: read it for
+				// its creation zxid.
+				h, w, err := r.grantOnRead(ctx, g, name)
+				if !errors.Is(err, errRequeue) {
+					return h, w, err
+				}
+				if err := requeue(); err != nil {
+					return nil, nil, err
+				}
+				continue
 			}
-			return r.grant(ctx, g, name, self.st.EphemeralOwner, self.st.Czxid, self.watch)
+			// The listing shows our node, which g's session created (its name
+			// carries this attempt's random id), there and first.
+			return r.grant(ctx, g, name, g.sessionID, czxid, watch)
 		}
+		watch = nil // left to fire once, unread
 		if !wait {
 			return nil, nil, ErrLocked
 		}
@@ -255,45 +270,52 @@ func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait b
 		}
 		// The node just ahead is the only one we watch, so a deletion
 		// wakes one waiter.
-		ev, err := r.q.watchAhead(ctx, g, pred.Name, name, &self)
+		ev, err := r.q.watchNode(ctx, g, pred.Name)
 		if err != nil {
 			return nil, nil, err
 		}
-		if ev == nil || !self.ok {
-			continue // the one ahead is gone already, or we are: look again
-		}
-		select {
-		case e := <-ev:
-			// Nodes ahead of ours can only go, never come (sequence numbers
-			// grow), so when the only one ahead is deleted we are first if
-			// our node still exists. The notification does not prove that:
-			// one transaction (a multi, such as a recursive delete) can
-			// delete our node with the one ahead, and go-zookeeper hands out
-			// the events of one transaction one by one, so our own watch
-			// may not have fired yet. A read made after the notification
-			// sees the state after that transaction: if our node is there,
-			// it was first then.
-			if index == 1 && e.Type == zk.EventNodeDeleted && self.live() {
-				there, err := r.q.exists(ctx, g, name)
-				if err != nil {
-					return nil, nil, err
-				}
-				if there {
-					return r.grant(ctx, g, name, self.st.EphemeralOwner, self.st.Czxid, self.watch)
-				}
-				if err := requeue(); err != nil {
-					return nil, nil, err
-				}
-				continue
+		gone := ev == nil
+		if !gone {
+			select {
+			case e := <-ev:
+				gone = e.Type == zk.EventNodeDeleted
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			case <-g.done:
+				return nil, nil, g.err
 			}
-			// Otherwise list again; look checks our node again only if its
-			// watch has fired.
-		case <-ctx.Done():
-			return nil, nil, ctx.Err()
-		case <-g.done:
-			return nil, nil, g.err
 		}
+		if gone && index == 1 {
+			// The one node ahead of ours when we listed is gone, and nodes
+			// ahead can only go, never come (sequence numbers grow): we are
+			// first if our node is still there.
+			h, w, err := r.grantOnRead(ctx, g, name)
+			if !errors.Is(err, errRequeue) {
+				return h, w, err
+			}
+			if err := requeue(); err != nil {
+				return nil, nil, err
+			}
+		}
+		// Otherwise list again.
 	}
+}
+
+// errRequeue tells attempt that our node is gone and must be made anew.
+var errRequeue = errors.New("zklock: our node is gone")
+
+// grantOnRead grants our first node name if a read of it, made after
+// whatever made it first and setting the hold's watch, finds it; if it is
+// gone, it returns errRequeue.
+func (r *recipe) grantOnRead(ctx context.Context, g *generation, name string) (*hold, <-chan zk.Event, error) {
+	sc, err := r.q.watchSelf(ctx, g, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !sc.ok {
+		return nil, nil, errRequeue
+	}
+	return r.grant(ctx, g, name, sc.st.EphemeralOwner, sc.st.Czxid, sc.watch)
 }
 
 // grant turns our first node into a hold, after checking it belongs to g's
@@ -311,15 +333,22 @@ func (r *recipe) grant(ctx context.Context, g *generation, name string, owner, c
 }
 
 // monitor ends the hold when it is lost: the ZooKeeper session ends (expiry,
-// loss deadline, Close) or the node is deleted.
+// loss deadline, Close) or the node is deleted. The watch it starts with
+// is on our node, or on the directory's children (a lone holder's, which
+// a deletion of our node fires too); when a watch fires for anything but
+// our node's deletion, it reads our node and watches it from then on.
 func (r *recipe) monitor(ctx context.Context, h *hold, watch <-chan zk.Event) {
 	defer close(h.exited)
 	defer h.unhook()
 	lost := h.lose
-	rewatch := watch == nil // granted without a check of our own node: watch it now
+	self := r.q.dir + "/" + h.name
+	rewatch := watch == nil // granted without a watch: set one now
 	for {
 		if rewatch {
 			rewatch = false
+			if h.cause() != nil {
+				return // released (or lost) meanwhile: nothing to watch for
+			}
 			sc, err := r.q.watchSelf(ctx, h.g, h.name)
 			if err == nil && !sc.ok {
 				lost(ErrNodeDeleted)
@@ -334,14 +363,17 @@ func (r *recipe) monitor(ctx context.Context, h *hold, watch <-chan zk.Event) {
 			lost(h.g.err)
 			return
 		case ev := <-watch:
-			switch ev.Type {
-			case zk.EventNodeDeleted:
+			switch {
+			case ev.Type == zk.EventNodeDeleted && ev.Path == self:
 				lost(ErrNodeDeleted)
 				return
-			case zk.EventNotWatching:
+			case ev.Type == zk.EventNotWatching:
 				watch = nil // the session is ending; g.done follows
 			default:
-				rewatch = true // data changed: watches fire once, so set it again
+				// Our node's data changed, or the children did (one came,
+				// one went, or the directory went): watches fire once, so
+				// read our node and set one on it.
+				rewatch = true
 			}
 		}
 	}

@@ -181,29 +181,3 @@ func Position(contenders []Node, self string) (index int, pred Node, first, foun
 	}
 	return index, Node{}, true, true
 }
-
-// Lone predicts the sequence number of a contender's next node from its
-// previous nodes while it was alone in its queue: unless anyone else came or
-// went meanwhile, the next one follows by the same step. The step is learned,
-// not assumed, as ZooKeeper's numbering is its own affair (3.8 advances it
-// by one per create in the directory). The zero Lone predicts nothing.
-type Lone struct {
-	seq, step int32
-	ok        bool
-}
-
-// Next returns the predicted sequence number, if there is one.
-func (l Lone) Next() (int32, bool) {
-	return l.seq + l.step, l.ok
-}
-
-// After records n, the number of our node that was alone in its queue.
-// Steps of one or two are learned; anything else means others came and
-// went, and the step so far is kept.
-func (l Lone) After(n int32) Lone {
-	step := l.step
-	if d := n - l.seq; l.ok && d >= 1 && d <= 2 {
-		step = d
-	}
-	return Lone{seq: n, step: max(step, 1), ok: true}
-}

@@ -164,27 +164,3 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
-
-func TestLone(t *testing.T) {
-	var l Lone
-	_, ok := l.Next()
-	assert.False(t, ok, "nothing seen, nothing predicted")
-
-	l = l.After(7)
-	seq, ok := l.Next()
-	assert.True(t, ok)
-	assert.Equal(t, int32(8), seq, "a step of one until another is seen")
-
-	l = l.After(9)
-	seq, _ = l.Next()
-	assert.Equal(t, int32(11), seq, "a step of two is learned")
-
-	l = l.After(40)
-	seq, _ = l.Next()
-	assert.Equal(t, int32(42), seq, "a jump means others came and went: the step is kept")
-
-	l = Lone{}.After(math.MaxInt32)
-	seq, ok = l.Next()
-	assert.True(t, ok)
-	assert.Equal(t, int32(math.MinInt32), seq, "wraps like ZooKeeper's counter")
-}
