@@ -81,10 +81,10 @@ func NewLocker(m *Mutex) *Locker {
 // Session recovers from, Lock retries, with the Session's backoff policy
 // (WithBackoff) between attempts: lost connections, an expired ZooKeeper
 // session (the Session opens a new one), a hold lost before Lock could
-// return it, and errors the server may stop returning. Each failed attempt
-// is logged through the Session's logger (WithLogger): a lost connection or
-// hold as a warning, a refusal by the server as an error, since only an
-// operator can end it.
+// return it, and refusals by the server that an operator can end (below).
+// Each failed attempt is logged through the Session's logger (WithLogger):
+// a lost connection or hold as a warning, a refusal by the server as an
+// error.
 //
 // Lock panics, with an error that wraps the cause (errors.Is works on a
 // recovered value), only on misuse that no retry can mend:
@@ -100,8 +100,9 @@ func NewLocker(m *Mutex) *Locker {
 //     including the other side of the same RWMutex (ErrBusy).
 //
 // A permission refusal (zk.ErrNoAuth: the Session may not create the lock
-// node or its directory) is retried, not a panic: see the comment in
-// acquire.
+// node or its directory) is not a panic but retried: it depends on ACLs,
+// which an operator can change while the process runs, so a retry can
+// succeed.
 func (l *Locker) Lock() {
 	l.turn <- struct{}{}
 	if err := l.acquire(); err != nil {
@@ -171,13 +172,13 @@ func misuse(err error) bool {
 }
 
 // Unlock releases the lock, as Mutex.Unlock does, and lets the next Lock
-// of this Locker go on. It returns within cleanupTimeout (two seconds)
-// plus the time to stop watching the hold's node.
+// of this Locker go on. It is bounded: it gives the delete of the lock
+// node two seconds, and does not wait for a lost connection to come back.
 //
 // The lock node is always removed eventually: if the delete cannot finish
 // in that time or the connection is down, it is handed to the Session's
-// cleaner, which retries it until it succeeds or the ZooKeeper session
-// ends, which removes the node with the session. The one exception is a
+// cleaner, which retries it in the background until it succeeds or the
+// ZooKeeper session ends, which removes the node too. The one exception is a
 // delete the server refuses (zk.ErrNoAuth: an ACL without the delete
 // permission on the lock's path), logged as an error: the node stays
 // until its ZooKeeper session ends, and blocks every contender until then,

@@ -248,6 +248,31 @@ func TestIntegration_LockerMisuse(t *testing.T) {
 	assert.Empty(t, children(t, zc.Admin(t), root+"/lock"), "no node left")
 }
 
+// Closing the Session while a Lock waits breaks Lock's precondition: the
+// waiting Lock panics with ErrSessionClosed rather than return without the
+// lock.
+func TestIntegration_LockerSessionClosedWhileWaiting(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	admin := zc.Admin(t)
+	holder := zklock.NewMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/lock")
+	require.NoError(t, holder.Lock(bounded(t, zktest.Timeout)))
+	s := connect(t, zc.Servers(), zklock.WithChroot(root))
+	l := zklock.NewLocker(zklock.NewMutex(s, "/lock"))
+
+	panicked := make(chan any, 1)
+	go func() { panicked <- recovered(l.Lock) }()
+	waitChildren(t, admin, root+"/lock", 2)
+	require.NoError(t, s.Close())
+	v := await(t, panicked, "the waiting Lock to panic")
+	err, ok := v.(error)
+	require.True(t, ok, "Lock panics with an error, not %T %v", v, v)
+	assert.ErrorIs(t, err, zklock.ErrSessionClosed)
+	waitChildren(t, admin, root+"/lock", 1) // the waiter's node went with its session
+	require.NoError(t, holder.Unlock(bounded(t, zktest.Timeout)))
+}
+
 // signalHandler closes its channel at the first record at or above level
 // whose message contains match.
 type signalHandler struct {
