@@ -199,6 +199,8 @@ func (l *Locker) Unlock() {
 	l.mu.Unlock()
 	defer func() { <-l.turn }()
 
+	// The two seconds the documentation promises; past them, or with the
+	// connection down, Mutex.Unlock hands the delete to the cleaner.
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
 	err := l.m.Unlock(ctx)

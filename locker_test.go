@@ -200,6 +200,36 @@ func TestIntegration_LockerUnlockAfterLoss(t *testing.T) {
 	assert.Empty(t, children(t, zc.Admin(t), root+"/lock"), "no node left")
 }
 
+// Unlock with the connection down returns at once and leaves the delete to
+// the Session's cleaner, which removes the node once the connection is
+// back, in the same ZooKeeper session.
+func TestIntegration_LockerUnlockWhileDisconnected(t *testing.T) {
+	integration(t)
+	zc := zktest.Shared(t)
+	root := zc.Root(t)
+	ps := zc.NewProxies(t)
+	s := connect(t, ps.Addrs(), zklock.WithChroot(root), zklock.WithSessionTimeout(20*time.Second))
+	l := zklock.NewLocker(zklock.NewMutex(s, "/lock"))
+	other := zklock.NewMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/lock")
+	l.Lock()
+	sid := s.SessionID()
+	ores := lockAsync(bounded(t, zktest.Timeout), other)
+	waitChildren(t, zc.Admin(t), root+"/lock", 2)
+
+	ps.Blackhole()
+	unlocked := async(func() error {
+		l.Unlock()
+		return nil
+	})
+	await(t, unlocked, "Unlock with the connection down")
+	stillBlocked(t, ores, "the other contender's Lock, while our node still exists")
+
+	ps.Heal()
+	require.NoError(t, await(t, ores, "the other Lock after the cleaner deleted our node").err)
+	assert.Equal(t, sid, s.SessionID(), "same ZooKeeper session: the cleaner, not expiry, removed the node")
+	require.NoError(t, other.Unlock(bounded(t, zktest.Timeout)))
+}
+
 // Misuse panics with an error carrying the package prefix and the cause;
 // a recovered panic leaves the Locker usable.
 func TestIntegration_LockerMisuse(t *testing.T) {
