@@ -92,6 +92,10 @@
 // overlapping MultiLocks never deadlock. Every hold of every recipe has the
 // Mutex's loss signal, fencing token and Guard.
 //
+// A Locker (NewLocker) adapts a Mutex to sync.Locker, for code that takes
+// one: Lock retries until it holds the lock and panics only on misuse,
+// such as a closed Session; a loss is reported by the Mutex alone.
+//
 // # Election
 //
 // An Election elects one leader among candidates on a ZooKeeper path, with

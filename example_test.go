@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log"
 	"path"
+	"sync"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -338,6 +339,36 @@ func ExampleSemaphore() {
 	}
 	// Output:
 	// a third lease: true
+}
+
+func ExampleNewLocker() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := zklock.Connect(ctx, servers)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Close the Session only once no goroutine may call Lock any more:
+	// Lock on a closed Session panics.
+	defer s.Close()
+
+	// Code written for a sync.Locker, such as a library's.
+	guarded := func(mu sync.Locker, f func()) {
+		mu.Lock()
+		defer mu.Unlock()
+		f()
+	}
+
+	m := zklock.NewMutex(s, "/examples/cache-refill")
+	guarded(zklock.NewLocker(m), func() {
+		// The Locker cannot report a loss: the Mutex does. Fence writes
+		// with m.Token() and stop when m.Done() closes.
+		fmt.Println("holding:", m.Err() == nil, "token > 0:", m.Token() > 0)
+	})
+	fmt.Println("after Unlock:", m.Err())
+	// Output:
+	// holding: true token > 0: true
+	// after Unlock: zklock: not locked
 }
 
 func ExampleMultiLock() {
