@@ -3,8 +3,8 @@ package zklock
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
-	"fmt"
 	"path"
 	"time"
 
@@ -24,7 +24,17 @@ func newID() string {
 	rand.Read(b[:]) // never fails (crypto/rand doc)
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], b[10:16])
+	return string(s[:])
 }
 
 // queue is the contenders' queue under one directory: every ZooKeeper
@@ -58,8 +68,11 @@ func (q *queue) checkCreate(data []byte) error {
 type queued struct {
 	name  string
 	kids  []string        // the parent's children just after the create; nil if unknown
-	czxid int64           // from the create's reply; valid with kids
+	czxid int64           // from the create's reply; 0 if unknown (no node has czxid 0)
 	watch <-chan zk.Event // a watch on the children set by that listing, if asked for
+	// behindCreate says kids is the listing right behind the create, which
+	// proves our node is ours and existed then.
+	behindCreate bool
 }
 
 // selfCheck is what an ExistsW on our own node returned.
@@ -82,61 +95,82 @@ type selfCheck struct {
 // the node up by its id, and accepts a node only if g's session owns it: a
 // node with the same id left by another session is never taken as ours.
 // If enqueue fails after a create may have happened, it leaves the cleaner
-// the duty to delete whatever node carries the id.
+// the duty to delete whatever node carries the id. The result is in c.
 //
 // With watchDir, the listing also sets a watch on the children (see
 // createAndList).
-func (q *queue) enqueue(ctx context.Context, g *generation, data []byte, watchDir bool) (queued, error) {
-	id := q.newID()
-	full := q.dir + "/" + q.prefix(id)
-	var out queued
-	maybeCreated := false
-	err := retry(ctx, g.policy, g.clk, func(ctx context.Context) error {
-		if maybeCreated {
-			n, err := q.findOwn(ctx, g, id)
-			if err != nil || n != "" {
-				out = queued{name: n}
-				return err
-			}
+func (q *queue) enqueue(ctx context.Context, g *generation, data []byte, watchDir bool, c *creation) error {
+	*c = creation{q: q, g: g, id: q.newID(), data: data, watchDir: watchDir}
+	c.full = q.dir + "/" + q.prefix(c.id)
+	if err := retryAfter(ctx, g.policy, g.clk, c.try(ctx), c.try); err != nil {
+		if c.maybeCreated && !g.ended() {
+			q.dropID(g, c.id)
 		}
-		for range 3 { // a missing parent, or a container emptied and removed under us
-			maybeCreated = true
-			created, err := q.createAndList(ctx, g, full, data, watchDir)
-			switch {
-			case err == nil:
-				out = created
-				return nil
-			case errors.Is(err, zk.ErrNoNode):
-				maybeCreated = false
-				if err := q.ensureDir(ctx, g); err != nil {
-					return err
-				}
-				continue
-			case g.ended():
-				return permanent(g.err)
-			}
+		c.queued = queued{}
+		return err
+	}
+	return nil
+}
+
+// creation is one enqueue: our node's create, tried until it is known to
+// have happened or not, and its result. The caller provides it, so that a
+// caller that goes on to wait keeps it in its own frame, not in a deeper
+// one its stack must also make room for.
+type creation struct {
+	queued
+	q            *queue
+	g            *generation
+	id, full     string // the protected id, and the path before the sequence number
+	data         []byte
+	watchDir     bool
+	maybeCreated bool // a create was sent and its outcome is not known
+}
+
+// try is one attempt: look for our node if an earlier create may have
+// made it, else create it (and the directory, if missing).
+func (c *creation) try(ctx context.Context) error {
+	if c.maybeCreated {
+		n, err := c.q.findOwn(ctx, c.g, c.id)
+		if err != nil || n != "" {
+			c.queued = queued{name: n}
 			return err
 		}
-		return errorf("zklock: parent %q keeps disappearing", q.dir)
-	})
-	if err != nil {
-		if maybeCreated && !g.ended() {
-			q.cleaner.add(duty{g: g, what: q.dir + "/" + q.prefix(id) + "*", del: func(ctx context.Context) error {
-				_, err := call(ctx, g, func(c *zk.Conn) (none, error) {
-					names, err := ownedWithID(c, q.dir, id, g.sessionID)
-					for _, n := range names {
-						if err == nil {
-							err = deleteIfThere(c, q.dir+"/"+n)
-						}
-					}
-					return none{}, err
-				})
-				return err
-			}})
-		}
-		return queued{}, err
 	}
-	return out, nil
+	for range 3 { // a missing parent, or a container emptied and removed under us
+		c.maybeCreated = true
+		err := c.q.createAndList(ctx, c.g, c.full, c.data, c.watchDir, &c.queued)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, zk.ErrNoNode):
+			c.maybeCreated = false
+			if err := c.q.ensureDir(ctx, c.g); err != nil {
+				return err
+			}
+			continue
+		case c.g.ended():
+			return permanent(c.g.err)
+		}
+		return err
+	}
+	return errorf("zklock: parent %q keeps disappearing", c.q.dir)
+}
+
+// dropID leaves the cleaner the duty to delete whatever node of g carries
+// the protected id.
+func (q *queue) dropID(g *generation, id string) {
+	q.cleaner.add(duty{g: g, what: q.dir + "/" + q.prefix(id) + "*", del: func(ctx context.Context) error {
+		_, err := call(ctx, g, func(c *zk.Conn) (none, error) {
+			names, err := ownedWithID(c, q.dir, id, g.sessionID)
+			for _, n := range names {
+				if err == nil {
+					err = deleteIfThere(c, q.dir+"/"+n)
+				}
+			}
+			return none{}, err
+		})
+		return err
+	}})
 }
 
 // createAndList sends the create, then the listing of the directory right
@@ -145,7 +179,7 @@ func (q *queue) enqueue(ctx context.Context, g *generation, data []byte, watchDi
 // tells of its node's deletion (a change of the children) without a request
 // of its own; a contender that finds others ahead leaves it, to fire once
 // at the queue's next change.
-func (q *queue) createAndList(ctx context.Context, g *generation, full string, data []byte, watchDir bool) (queued, error) {
+func (q *queue) createAndList(ctx context.Context, g *generation, full string, data []byte, watchDir bool, out *queued) error {
 	tr := g.tap.TraceCreate(full)
 	defer g.tap.Untrace(tr)
 	createDone := make(chan struct{})
@@ -176,7 +210,7 @@ func (q *queue) createAndList(ctx context.Context, g *generation, full string, d
 		return l, err
 	})
 	if err != nil {
-		return queued{}, err
+		return err
 	}
 	created, err := call(ctx, g, func(c *zk.Conn) (string, error) {
 		return c.Create(full, data, zk.FlagEphemeral|zk.FlagSequence, q.acl)
@@ -184,13 +218,13 @@ func (q *queue) createAndList(ctx context.Context, g *generation, full string, d
 	close(createDone)
 	l, lerr := wait(ctx, g, listed)
 	if err != nil {
-		return queued{}, err
+		return err
 	}
-	out := queued{name: path.Base(created)}
+	*out = queued{name: path.Base(created)}
 	if czxid, ok := g.tap.Zxid(tr); ok && lerr == nil {
-		out.kids, out.czxid, out.watch = l.kids, czxid, l.watch
+		out.kids, out.czxid, out.watch, out.behindCreate = l.kids, czxid, l.watch, true
 	}
-	return out, nil
+	return nil
 }
 
 // findOwn returns the name of g's node in the queue that carries id, or "".

@@ -41,10 +41,10 @@ type recipe struct {
 	path string // as given
 	perr error  // the path is invalid
 
-	mu      *sync.Mutex // guards busy, hold, alone, here and in sibling
+	mu      *sync.Mutex // guards busy, held, alone, here and in sibling
 	sibling *recipe     // the other side of a read-write lock, if any
 	busy    bool        // an acquisition is running
-	hold    *hold       // the current or latest hold; nil before the first
+	held    *hold       // the current or latest hold; nil before the first
 	alone   bool        // the latest acquisition found no one else queued
 }
 
@@ -77,74 +77,101 @@ func defaultIdentity() []byte {
 // acquire queues with data until first, in the current ZooKeeper session and
 // again in the next one if it ends, until ctx ends. Without wait it gives up
 // with ErrLocked when anyone is ahead.
-func (r *recipe) acquire(ctx context.Context, data []byte, wait bool) (err error) {
-	a := r.tel.startAcquire(ctx, r.k, r.path)
-	defer func() { a.end(r.token(), err) }()
-	return r.acquireTraced(ctx, data, wait)
+//
+// A waiting caller's goroutine keeps the frames from here down to the wait
+// on its stack, so they are kept small: the work before and after the wait
+// is in methods of its own.
+func (r *recipe) acquire(ctx context.Context, data []byte, wait bool) error {
+	a := r.tel.startAcquire(ctx, &r.k, r.path)
+	err := r.queueUp(ctx, data, wait)
+	a.end(r.token(), err)
+	return err
 }
 
-func (r *recipe) acquireTraced(ctx context.Context, data []byte, wait bool) error {
-	if r.perr != nil {
-		return r.perr
+// queueUp is acquire without its telemetry.
+func (r *recipe) queueUp(ctx context.Context, data []byte, wait bool) error {
+	prev, expectAlone, err := r.begin(data)
+	if err != nil {
+		return err
 	}
-	if err := r.q.checkCreate(data); err != nil {
-		return errorf("zklock: %s %s: %w", r.k.op, r.path, err)
-	}
-	r.mu.Lock()
-	prev := r.hold
-	if r.activeLocked() {
-		r.mu.Unlock()
-		return ErrBusy
-	}
-	if r.sibling != nil && r.sibling.activeLocked() {
-		r.mu.Unlock()
-		// Our node would queue behind the sibling's, which waits for ours
-		// or is never released while we wait.
-		return errorf("zklock: %s %s: %w: the %s is held or being taken by the same RWMutex", r.k.op, r.path, ErrBusy, r.sibling.k.op)
-	}
-	r.busy = true
-	alone := r.alone
-	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		r.busy = false
-		r.mu.Unlock()
-	}()
 	if prev != nil {
 		<-prev.exited // the previous hold's monitor is done
 	}
-
 	for {
-		g, err := r.gens.current(ctx)
-		if err != nil {
-			return errorf("zklock: %s %s: %w", r.k.op, r.path, err)
+		var g *generation
+		if g, err = r.gens.current(ctx); err != nil {
+			err = errorf("zklock: %s %s: %w", r.k.op, r.path, err)
+			break
 		}
-		h, watch, err := r.attempt(ctx, g, data, wait, alone)
-		if err == nil {
-			// The hold ends with g, before g's connection is closed.
-			h.report = func(err error) { r.tel.holdEnded(r.k, h.start, err) }
-			unhook, ok := g.onEnd(h.lose)
-			if !ok {
-				continue // g ended as we were granted: queue again in the next
+		h, watch, aerr := r.attempt(ctx, g, data, wait, expectAlone)
+		if aerr == nil {
+			if r.hold(g, h, watch) {
+				break
 			}
-			h.unhook = unhook
-			// Not derived from the Session's life: at Close the monitor must
-			// see the session end and report the loss, not just stop.
-			mctx, stop := context.WithCancel(context.Background())
-			h.stop = stop
-			// Owner: the recipe. Stopped by release (h.stop) or by the end
-			// of the hold; joined by release and the next acquire (h.exited).
-			go r.monitor(mctx, h, watch)
-			r.mu.Lock()
-			r.hold = h
-			r.mu.Unlock()
-			return nil
+			continue // g ended as we were granted: queue again in the next
 		}
-		if g.ended() && ctx.Err() == nil && !errors.Is(err, ErrLocked) && !errors.Is(err, ErrSessionClosed) {
+		if g.ended() && ctx.Err() == nil && !errors.Is(aerr, ErrLocked) && !errors.Is(aerr, ErrSessionClosed) {
 			continue // queue again in the next ZooKeeper session
 		}
-		return errorf("zklock: %s %s: %w", r.k.op, r.path, err)
+		err = errorf("zklock: %s %s: %w", r.k.op, r.path, aerr)
+		break
 	}
+	r.finish()
+	return err
+}
+
+// begin checks that an acquisition with data may start and marks one
+// running. It returns the previous hold, if any, and whether the latest
+// acquisition found the queue empty.
+func (r *recipe) begin(data []byte) (prev *hold, expectAlone bool, err error) {
+	if r.perr != nil {
+		return nil, false, r.perr
+	}
+	if err := r.q.checkCreate(data); err != nil {
+		return nil, false, errorf("zklock: %s %s: %w", r.k.op, r.path, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.activeLocked() {
+		return nil, false, ErrBusy
+	}
+	if r.sibling != nil && r.sibling.activeLocked() {
+		// Our node would queue behind the sibling's, which waits for ours
+		// or is never released while we wait.
+		return nil, false, errorf("zklock: %s %s: %w: the %s is held or being taken by the same RWMutex", r.k.op, r.path, ErrBusy, r.sibling.k.op)
+	}
+	r.busy = true
+	return r.held, r.alone, nil
+}
+
+// finish marks the acquisition begin started as over.
+func (r *recipe) finish() {
+	r.mu.Lock()
+	r.busy = false
+	r.mu.Unlock()
+}
+
+// hold makes h, granted on g, the current hold and starts its monitor; false
+// if g ended as h was granted.
+func (r *recipe) hold(g *generation, h *hold, watch <-chan zk.Event) bool {
+	// The hold ends with g, before g's connection is closed.
+	h.report = func(err error) { r.tel.holdEnded(&r.k, h.start, err) }
+	unhook, ok := g.onEnd(h.lose)
+	if !ok {
+		return false
+	}
+	h.unhook = unhook
+	// Not derived from the Session's life: at Close the monitor must see
+	// the session end and report the loss, not just stop.
+	mctx, stop := context.WithCancel(context.Background())
+	h.stop = stop
+	// Owner: the recipe. Stopped by release (h.stop) or by the end of the
+	// hold; joined by release and the next acquire (h.exited).
+	go r.monitor(mctx, h, watch)
+	r.mu.Lock()
+	r.held = h
+	r.mu.Unlock()
+	return true
 }
 
 // attempt queues on generation g and waits to be first. On success it
@@ -163,141 +190,160 @@ func (r *recipe) acquireTraced(ctx context.Context, data []byte, wait bool) erro
 // create: a contender that is alone keeps it as its hold's watch and needs
 // no request of its own to watch its node.
 func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait, expectAlone bool) (_ *hold, _ <-chan zk.Event, err error) {
-	q, err := r.q.enqueue(ctx, g, data, expectAlone)
-	if err != nil {
-		return nil, nil, err
-	}
-	name := q.name // our node; "" while we have none
+	var p creation // our node, and the latest listing of its queue not yet decided on
 	defer func() {
-		if err != nil && name != "" {
-			r.q.discard(ctx, g, name)
+		if err != nil && p.name != "" {
+			r.q.discard(ctx, g, p.name)
 		}
 	}()
-	kids, watch := q.kids, q.watch // kids nil: list again
-	czxid, known := q.czxid, q.kids != nil
-	// requeue replaces our node, deleted under us while we waited.
-	requeue := func() error {
-		name = ""
-		if q, err = r.q.enqueue(ctx, g, data, false); err != nil {
-			return err
-		}
-		name, kids, watch = q.name, q.kids, q.watch
-		czxid, known = q.czxid, q.kids != nil
-		return nil
+	// The waiting goroutine's stack holds this frame while it waits, so the
+	// work of each step is in a method of its own.
+	if err := r.q.enqueue(ctx, g, data, expectAlone, &p); err != nil {
+		return nil, nil, err
 	}
 	for {
-		// Listings are dropped before waiting (kids is reset below): with
-		// many waiters, each keeping the whole queue's names would cost
-		// memory quadratic in the queue's length.
-		behindCreate := q.kids != nil // kids is the listing behind our create
-		q.kids, q.watch = nil, nil
-		if kids == nil {
-			if ctx.Err() != nil {
-				// Cancelled as a watch fired: a listing would be for nothing.
-				return nil, nil, ctx.Err()
-			}
-			kids, watch, err = r.q.list(ctx, g)
-			if errors.Is(err, zk.ErrNoNode) {
-				// The directory was deleted, our node with it (children go
-				// first): queue again, which makes the directory anew.
-				if err := requeue(); err != nil {
-					return nil, nil, err
-				}
-				continue
-			}
-			if err != nil {
+		if p.kids == nil {
+			if err := p.list(ctx, r.q, g, data); err != nil {
 				return nil, nil, err
 			}
 		}
-		nodes := seqnode.Contenders(kids, r.k.queues)
-		alone := behindCreate && len(kids) == 1
-		kids = nil
-		index, pred, first, found := seqnode.Position(nodes, name)
-		if r.k.limit > 0 {
-			first = index < r.k.limit
-		}
-		if !found { // deleted under us while waiting: queue again
-			if err := requeue(); err != nil {
+		index, pred, first, err := p.position(r.k)
+		if err != nil { // our node is gone: queue again
+			if err := r.q.enqueue(ctx, g, data, false, &p); err != nil {
 				return nil, nil, err
 			}
 			continue
 		}
 		if first {
-			r.mu.Lock()
-			r.alone = alone
-			r.mu.Unlock()
-			if !known {
-				// Our node was found again after a lost reply: read it for
-				// its creation zxid.
-				h, w, err := r.grantOnRead(ctx, g, name)
-				if !errors.Is(err, errRequeue) {
-					return h, w, err
+			h, w, err := r.front(ctx, g, &p)
+			if errors.Is(err, errRequeue) {
+				err = r.q.enqueue(ctx, g, data, false, &p)
+				if err == nil {
+					continue
 				}
-				if err := requeue(); err != nil {
-					return nil, nil, err
-				}
-				continue
 			}
-			// The listing shows our node, which g's session created (its name
-			// carries this attempt's random id), there and first.
-			return r.grant(ctx, g, name, g.sessionID, czxid, watch)
+			return h, w, err
 		}
-		watch = nil // left to fire once, unread
 		if !wait {
 			return nil, nil, ErrLocked
 		}
-		nodes = nil
 		if r.k.limit > 0 {
 			// Any node ahead leaving moves us up, so the children are
 			// watched; a semaphore lets only the holder of its internal
 			// lock wait here, so a change wakes one waiter.
-			listing, ev, err := r.q.watchChildren(ctx, g)
-			if err != nil {
+			if err := p.awaitChildren(ctx, r.q, g, r.k); err != nil {
 				return nil, nil, err
-			}
-			if index, found := seqnode.Index(seqnode.Contenders(listing, r.k.queues), name); !found || index < r.k.limit {
-				kids = listing // changed since the last look: decide on it
-				continue
-			}
-			select {
-			case <-ev:
-			case <-ctx.Done():
-				return nil, nil, ctx.Err()
-			case <-g.done:
-				return nil, nil, g.err
 			}
 			continue
 		}
 		// The node just ahead is the only one we watch, so a deletion
 		// wakes one waiter.
-		ev, err := r.q.watchNode(ctx, g, pred.Name)
+		gone, err := awaitGone(ctx, r.q, g, pred)
 		if err != nil {
 			return nil, nil, err
-		}
-		gone := ev == nil
-		if !gone {
-			select {
-			case e := <-ev:
-				gone = e.Type == zk.EventNodeDeleted
-			case <-ctx.Done():
-				return nil, nil, ctx.Err()
-			case <-g.done:
-				return nil, nil, g.err
-			}
 		}
 		if gone && index == 1 {
 			// The one node ahead of ours when we listed is gone, and nodes
 			// ahead can only go, never come (sequence numbers grow): we are
 			// first if our node is still there.
-			h, w, err := r.grantOnRead(ctx, g, name)
+			h, w, err := r.grantOnRead(ctx, g, p.name)
 			if !errors.Is(err, errRequeue) {
 				return h, w, err
 			}
-			if err := requeue(); err != nil {
+			if err := r.q.enqueue(ctx, g, data, false, &p); err != nil {
 				return nil, nil, err
 			}
 		}
 		// Otherwise list again.
+	}
+}
+
+// list lists the queue again; a directory deleted with our node in it
+// means queueing again, which makes the directory anew.
+func (p *creation) list(ctx context.Context, q *queue, g *generation, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		// Cancelled as a watch fired: a listing would be for nothing.
+		return err
+	}
+	kids, watch, err := q.list(ctx, g)
+	if errors.Is(err, zk.ErrNoNode) {
+		return q.enqueue(ctx, g, data, false, p)
+	}
+	p.kids, p.watch, p.behindCreate = kids, watch, false
+	return err
+}
+
+// position decides on the latest listing and drops it: with many waiters,
+// each keeping the whole queue's names would cost memory quadratic in the
+// queue's length. It returns errRequeue if our node is not in it.
+func (p *creation) position(k kind) (index int, pred seqnode.Node, first bool, err error) {
+	nodes := seqnode.Contenders(p.kids, k.queues)
+	alone := p.behindCreate && len(p.kids) == 1
+	p.kids = nil
+	index, pred, first, found := seqnode.Position(nodes, p.name)
+	if !found {
+		return 0, seqnode.Node{}, false, errRequeue // deleted under us while waiting
+	}
+	if k.limit > 0 {
+		first = index < k.limit
+	}
+	if !first {
+		p.watch = nil // left to fire once, unread
+	}
+	p.behindCreate = alone // read by front
+	return index, pred, first, nil
+}
+
+// front grants our node, first in the listing just decided on.
+func (r *recipe) front(ctx context.Context, g *generation, p *creation) (*hold, <-chan zk.Event, error) {
+	r.mu.Lock()
+	r.alone = p.behindCreate
+	r.mu.Unlock()
+	if p.czxid == 0 {
+		// Our node was found again after a lost reply: read it for its
+		// creation zxid.
+		return r.grantOnRead(ctx, g, p.name)
+	}
+	// The listing shows our node, which g's session created (its name
+	// carries this attempt's random id), there and first.
+	return r.grant(ctx, g, p.name, g.sessionID, p.czxid, p.watch)
+}
+
+// awaitChildren waits until the children change while our node is not
+// among the first k.limit, and keeps the listing that shows the change.
+func (p *creation) awaitChildren(ctx context.Context, q *queue, g *generation, k kind) error {
+	listing, ev, err := q.watchChildren(ctx, g)
+	if err != nil {
+		return err
+	}
+	if index, found := seqnode.Index(seqnode.Contenders(listing, k.queues), p.name); !found || index < k.limit {
+		p.kids = listing // changed since the last look: decide on it
+		return nil
+	}
+	select {
+	case <-ev:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-g.done:
+		return g.err
+	}
+}
+
+// awaitGone watches the node ahead and waits for it to change; gone
+// reports that it was deleted (or already was).
+func awaitGone(ctx context.Context, q *queue, g *generation, ahead seqnode.Node) (gone bool, err error) {
+	ev, err := q.watchNode(ctx, g, ahead.Name)
+	if err != nil || ev == nil {
+		return err == nil, err
+	}
+	select {
+	case e := <-ev:
+		return e.Type == zk.EventNodeDeleted, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-g.done:
+		return false, g.err
 	}
 }
 
@@ -384,7 +430,7 @@ func (r *recipe) monitor(ctx context.Context, h *hold, watch <-chan zk.Event) {
 func (r *recipe) release(ctx context.Context) (err error) {
 	h := r.current()
 	if h != nil {
-		done := r.tel.startRelease(ctx, r.k, r.path, h.token)
+		done := r.tel.startRelease(ctx, &r.k, r.path, h.token)
 		defer func() { done(err) }()
 	}
 	if h == nil || !h.claim() {
@@ -417,13 +463,13 @@ func pair(r, s *recipe) {
 // activeLocked reports whether the recipe holds its place or is acquiring
 // one; r.mu is held.
 func (r *recipe) activeLocked() bool {
-	return r.busy || (r.hold != nil && r.hold.cause() == nil)
+	return r.busy || (r.held != nil && r.held.cause() == nil)
 }
 
 func (r *recipe) current() *hold {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.hold
+	return r.held
 }
 
 func (r *recipe) done() <-chan struct{} {

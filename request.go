@@ -71,19 +71,29 @@ func call[T any](ctx context.Context, g *generation, op func(*zk.Conn) (T, error
 // it fails with g's cause: whatever op was for is void in a new ZooKeeper
 // session.
 func doOn[T any](ctx context.Context, g *generation, op func(*zk.Conn) (T, error)) (T, error) {
-	var out T
+	// The first attempt is made here, outside the retry loop: a waiting
+	// Lock's stack then need not make room for the loop's frames.
+	out, err := call(ctx, g, op)
+	if err == nil {
+		return out, nil
+	}
 	var d drops
-	err := retry(ctx, g.policy, g.clk, func(ctx context.Context) error {
+	err = retryAfter(ctx, g.policy, g.clk, onAttempt(ctx, g, &d, err), func(ctx context.Context) error {
 		v, err := call(ctx, g, op)
-		if err != nil && g.ended() && ctx.Err() == nil {
-			return permanent(g.err)
-		}
 		if err == nil {
 			out = v
 		}
-		return d.check(err)
+		return onAttempt(ctx, g, &d, err)
 	})
 	return out, err
+}
+
+// onAttempt classifies the error of an attempt of doOn on g.
+func onAttempt(ctx context.Context, g *generation, d *drops, err error) error {
+	if err != nil && g.ended() && ctx.Err() == nil {
+		return permanent(g.err)
+	}
+	return d.check(err)
 }
 
 // do runs op on the current ZooKeeper session, retrying per the backoff

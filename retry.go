@@ -102,9 +102,16 @@ func retryable(err error) bool {
 // ctx ends. It never starts a wait that would outlast ctx's deadline. When
 // ctx ends the error matches ctx.Err() and carries op's last error.
 func retry(ctx context.Context, policy Backoff, clk clock, op func(context.Context) error) error {
+	return retryAfter(ctx, policy, clk, op(ctx), op)
+}
+
+// retryAfter is retry after a first attempt of op that returned err. A
+// caller that goes on to wait (a queued Lock) makes the first attempt in
+// its own frame, so that the frames of the retry loop are on its stack
+// only when a retry is needed.
+func retryAfter(ctx context.Context, policy Backoff, clk clock, err error, op func(context.Context) error) error {
 	var b *backoff.ExponentialBackOff
 	for {
-		err := op(ctx)
 		if !retryable(err) {
 			var p *permanentError
 			if errors.As(err, &p) {
@@ -127,6 +134,7 @@ func retry(ctx context.Context, policy Backoff, clk clock, op func(context.Conte
 		case <-ctx.Done():
 			return errorf("%w (last error: %w)", ctx.Err(), err)
 		}
+		err = op(ctx)
 	}
 }
 

@@ -135,81 +135,121 @@ func opName(op int32) string {
 	return "other"
 }
 
-// recipeNames is a kind's name in metrics, and its spans' names.
-func recipeNames(k kind) (recipe, acquire, release string) {
+// The names of recipes, acquisition outcomes and hold ends in metrics, by
+// index.
+var (
+	recipeLabels  = [...]string{"lock", "read_lock", "write_lock", "election", "semaphore", "other"}
+	outcomeLabels = [...]string{"acquired", "locked", "cancelled", "error"}
+	endLabels     = [...]string{"released", "node_deleted", "loss_deadline", "session_expired", "session_closed", "error"}
+)
+
+// Attribute sets are built once, not per measurement: building one costs
+// time and a deep stack on the caller's goroutine, which for a Lock is the
+// waiting goroutine whose stack stays allocated while it waits.
+var (
+	recipeAttrs  [len(recipeLabels)]metric.MeasurementOption
+	acquireAttrs [len(recipeLabels)][len(outcomeLabels)]metric.MeasurementOption
+	holdAttrs    [len(recipeLabels)][len(endLabels)]metric.MeasurementOption
+)
+
+func init() {
+	for r, rl := range recipeLabels {
+		recipe := attrRecipe.String(rl)
+		recipeAttrs[r] = metric.WithAttributeSet(attribute.NewSet(recipe))
+		for o, ol := range outcomeLabels {
+			acquireAttrs[r][o] = metric.WithAttributeSet(attribute.NewSet(recipe, attrOutcome.String(ol)))
+		}
+		for e, el := range endLabels {
+			holdAttrs[r][e] = metric.WithAttributeSet(attribute.NewSet(recipe, attrEnd.String(el)))
+		}
+	}
+}
+
+// recipeIndex is the index of a kind's name in recipeLabels; the names of
+// its spans are "zklock.<name>.acquire" and "zklock.<name>.release".
+func recipeIndex(k *kind) int {
 	switch k.op {
 	case "lock":
-		return "lock", "zklock.lock.acquire", "zklock.lock.release"
+		return 0
 	case "read lock":
-		return "read_lock", "zklock.read_lock.acquire", "zklock.read_lock.release"
+		return 1
 	case "write lock":
-		return "write_lock", "zklock.write_lock.acquire", "zklock.write_lock.release"
+		return 2
 	case "campaign":
-		return "election", "zklock.election.acquire", "zklock.election.release"
+		return 3
 	case "acquire":
-		return "semaphore", "zklock.semaphore.acquire", "zklock.semaphore.release"
+		return 4
 	}
-	return "other", "zklock.other.acquire", "zklock.other.release"
+	return 5
 }
 
-func recipeName(k kind) string {
-	r, _, _ := recipeNames(k)
-	return r
-}
+// Span names, by recipe index.
+var (
+	acquireSpans = [...]string{"zklock.lock.acquire", "zklock.read_lock.acquire", "zklock.write_lock.acquire",
+		"zklock.election.acquire", "zklock.semaphore.acquire", "zklock.other.acquire"}
+	releaseSpans = [...]string{"zklock.lock.release", "zklock.read_lock.release", "zklock.write_lock.release",
+		"zklock.election.release", "zklock.semaphore.release", "zklock.other.release"}
+)
 
 // acquisition is one acquisition's span and clock. It is a value, kept on
-// the waiter's stack: thousands of waiters carry nothing more for it.
+// the waiter's stack; span is nil unless it records.
 type acquisition struct {
 	t      *telemetry
 	span   trace.Span
-	recipe string
+	recipe int
 	start  time.Time
 }
 
 // startAcquire starts the span and clock of an acquisition. Attributes are
 // set only on a span that records.
-func (t *telemetry) startAcquire(ctx context.Context, k kind, path string) acquisition {
-	recipe, name, _ := recipeNames(k)
-	_, span := t.tracer.Start(ctx, name)
+func (t *telemetry) startAcquire(ctx context.Context, k *kind, path string) acquisition {
+	recipe := recipeIndex(k)
+	_, span := t.tracer.Start(ctx, acquireSpans[recipe])
 	if span.IsRecording() {
-		span.SetAttributes(attrRecipe.String(recipe), attrPath.String(path))
+		span.SetAttributes(attrRecipe.String(recipeLabels[recipe]), attrPath.String(path))
+	} else {
+		span.End()
+		span = nil // not kept while the caller waits
 	}
 	return acquisition{t: t, span: span, recipe: recipe, start: time.Now()}
 }
 
 // end records how the acquisition ended, with the hold's token on success.
 func (a acquisition) end(token int64, err error) {
-	recipe := attrRecipe.String(a.recipe)
-	outcome := "acquired"
+	outcome := 0 // acquired
 	switch {
 	case err == nil:
-		if a.span.IsRecording() {
-			a.span.SetAttributes(attrToken.Int64(token))
-		}
-		a.t.acquired.Add(context.Background(), 1, metric.WithAttributes(recipe))
+		a.t.acquired.Add(context.Background(), 1, recipeAttrs[a.recipe])
 	case errors.Is(err, ErrLocked):
-		outcome = "locked"
+		outcome = 1
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		outcome = "cancelled"
+		outcome = 2
 	default:
-		outcome = "error"
+		outcome = 3
 	}
-	if err != nil && a.span.IsRecording() {
+	a.t.acquire.Record(context.Background(), time.Since(a.start).Seconds(), acquireAttrs[a.recipe][outcome])
+	if a.span == nil {
+		return
+	}
+	if err == nil {
+		a.span.SetAttributes(attrToken.Int64(token))
+	} else {
 		a.span.SetStatus(codes.Error, err.Error())
 	}
-	a.t.acquire.Record(context.Background(), time.Since(a.start).Seconds(), metric.WithAttributes(recipe, attrOutcome.String(outcome)))
 	a.span.End()
 }
 
 // startRelease starts the span of a release; done ends it.
-func (t *telemetry) startRelease(ctx context.Context, k kind, path string, token int64) func(err error) {
-	recipe, _, name := recipeNames(k)
-	_, span := t.tracer.Start(ctx, name)
-	if span.IsRecording() {
-		span.SetAttributes(attrRecipe.String(recipe), attrPath.String(path), attrToken.Int64(token))
+func (t *telemetry) startRelease(ctx context.Context, k *kind, path string, token int64) func(err error) {
+	recipe := recipeIndex(k)
+	_, span := t.tracer.Start(ctx, releaseSpans[recipe])
+	if !span.IsRecording() {
+		span.End()
+		return func(error) {}
 	}
+	span.SetAttributes(attrRecipe.String(recipeLabels[recipe]), attrPath.String(path), attrToken.Int64(token))
 	return func(err error) {
-		if err != nil && span.IsRecording() {
+		if err != nil {
 			span.SetStatus(codes.Error, err.Error())
 		}
 		span.End()
@@ -217,21 +257,21 @@ func (t *telemetry) startRelease(ctx context.Context, k kind, path string, token
 }
 
 // holdEnded records a hold of kind k, begun at start, ended with err.
-func (t *telemetry) holdEnded(k kind, start time.Time, err error) {
-	end := "error"
+func (t *telemetry) holdEnded(k *kind, start time.Time, err error) {
+	end := 5 // error
 	switch {
 	case errors.Is(err, k.free):
-		end = "released"
+		end = 0
 	case errors.Is(err, ErrNodeDeleted):
-		end = "node_deleted"
+		end = 1
 	case errors.Is(err, ErrLossDeadline):
-		end = "loss_deadline"
+		end = 2
 	case errors.Is(err, ErrSessionExpired):
-		end = "session_expired"
+		end = 3
 	case errors.Is(err, ErrSessionClosed):
-		end = "session_closed"
+		end = 4
 	}
-	attrs := metric.WithAttributes(attrRecipe.String(recipeName(k)), attrEnd.String(end))
+	attrs := holdAttrs[recipeIndex(k)][end]
 	t.hold.Record(context.Background(), time.Since(start).Seconds(), attrs)
 	t.ended.Add(context.Background(), 1, attrs)
 }
