@@ -58,11 +58,11 @@ func New(ctx context.Context, n int, opts ...Option) (*Cluster, error) {
 		if err != nil {
 			return nil, fmt.Errorf("zktesting: no ZooKeeper to start: %w", err)
 		}
-		cfg := zkserver.Config{Servers: n, Install: inst}
+		cfg := serverConfig{zkserver.Config{Servers: n, Install: inst}}
 		for _, o := range opts {
 			o(&cfg)
 		}
-		if c.local, err = zkserver.Start(ctx, cfg); err != nil {
+		if c.local, err = zkserver.Start(ctx, cfg.Config); err != nil {
 			return nil, fmt.Errorf("zktesting: %w", err)
 		}
 		c.direct = c.local.Addrs()

@@ -19,13 +19,16 @@ const EnvServers = "ZK_SERVERS"
 // Option adjusts the servers Start and New launch. An Option needs control
 // of the server processes: with ZK_SERVERS set, Start skips the test and
 // New fails with ErrNoControl.
-type Option func(*zkserver.Config)
+type Option func(*serverConfig)
+
+// serverConfig is what Options set.
+type serverConfig struct{ zkserver.Config }
 
 // WithMaxSessionTimeout sets the servers' maxSessionTimeout, the longest
 // session timeout they grant (default 60s). The shortest is twice the
 // servers' tick, 400ms.
 func WithMaxSessionTimeout(d time.Duration) Option {
-	return func(c *zkserver.Config) { c.MaxSessionTimeout = d }
+	return func(c *serverConfig) { c.MaxSessionTimeout = d }
 }
 
 // WithTLS makes every server serve a TLS client port too, besides the plain
@@ -35,5 +38,5 @@ func WithMaxSessionTimeout(d time.Duration) Option {
 // server trusts. TLSFiles makes both for a test. Client certificates are
 // not asked for.
 func WithTLS(keyStore, trustStore string) Option {
-	return func(c *zkserver.Config) { c.TLS = &zkserver.TLS{KeyStore: keyStore, TrustStore: trustStore} }
+	return func(c *serverConfig) { c.TLS = &zkserver.TLS{KeyStore: keyStore, TrustStore: trustStore} }
 }

@@ -44,9 +44,10 @@ func (s *sharedCluster) stop() {
 // (or the ZK_SERVERS servers), starting it on first use; starting a JVM
 // takes seconds, sharing it keeps short tests short. Tests keep apart with
 // Root and, for faults, NewProxies; what stops or configures servers needs
-// Start. Run or Main, from the package's TestMain, stops it; without them
-// it stops when the test binary exits. It fails the test if the server
-// cannot be started, and a failed start is not retried.
+// Start. Run or Main, from the package's TestMain, stops it and removes its
+// data; without them its process is killed when the test binary exits, and
+// its data is left in the temporary directory. It fails the test if the
+// server cannot be started, and a failed start is not retried.
 func Shared(t testing.TB) *Cluster {
 	t.Helper()
 	c, err := shared.get()

@@ -105,6 +105,13 @@ func TestEnsemble(t *testing.T) {
 		assert.Equal(t, "v", string(data), "read through %s", addr)
 	}
 	require.NoError(t, w.conn.Delete(root+"/n", -1))
+
+	// A session killed through one server is closed on every server: the
+	// client, connected to any of them, learns of it.
+	ps := zc.NewProxies(t)
+	c := dial(t, ps.Addrs(), 30*time.Second)
+	ps.KillSession(t)
+	c.await(t, zk.StateExpired)
 }
 
 func TestStopStartServer(t *testing.T) {
