@@ -61,10 +61,16 @@ func parseConnectResponse(b []byte) (id int64, passwd []byte, ok, complete bool)
 	if len(b) < head {
 		return 0, nil, false, false
 	}
+	// A connection that is not a client's (a four-letter word) starts
+	// with no such frame: its length gives it away.
+	size := int(binary.BigEndian.Uint32(b))
+	if size < head-4 || size > connectResponseMax {
+		return 0, nil, false, true
+	}
 	timeout := int32(binary.BigEndian.Uint32(b[8:]))
 	id = int64(binary.BigEndian.Uint64(b[12:]))
 	n := int(int32(binary.BigEndian.Uint32(b[20:])))
-	if n < 0 || n > connectResponseMax {
+	if n < 0 || head-4+n > size {
 		return 0, nil, false, true
 	}
 	if len(b) < head+n {
