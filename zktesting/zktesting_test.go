@@ -1,6 +1,7 @@
 package zktesting_test
 
 import (
+	"context"
 	"net"
 	"slices"
 	"testing"
@@ -137,6 +138,17 @@ func TestStopStartServer(t *testing.T) {
 	ok, _, err := c.conn.Exists("/kept")
 	require.NoError(t, err)
 	assert.False(t, ok, "a wiped server restarts empty")
+
+	// A paused server holds its connections and answers nothing.
+	require.NoError(t, zc.Pause(0))
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	_, err = zc.Mode(ctx, 0)
+	cancel()
+	require.Error(t, err, "a paused server answers nothing")
+	require.NoError(t, zc.Resume(0))
+	mode, err := zc.Mode(t.Context(), 0)
+	require.NoError(t, err)
+	assert.Equal(t, "standalone", mode)
 }
 
 func TestCut(t *testing.T) {
