@@ -14,12 +14,12 @@ import (
 
 	"github.com/zklock/zklock"
 	"github.com/zklock/zklock/internal/interop"
-	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 func TestIntegration_ElectionFailoverInQueueOrder(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	admin := zc.Admin(t)
 	const n = 5
@@ -29,11 +29,11 @@ func TestIntegration_ElectionFailoverInQueueOrder(t *testing.T) {
 	for i := range n {
 		sessions[i] = connect(t, zc.Servers(), zklock.WithChroot(root))
 		elections[i] = zklock.NewElection(sessions[i], "/election", zklock.WithValue(fmt.Appendf(nil, "c%d", i)))
-		results[i] = campaignAsync(bounded(t, zktest.Timeout), elections[i])
+		results[i] = campaignAsync(bounded(t, zktesting.Timeout), elections[i])
 		waitChildren(t, admin, root+"/election", i+1) // queue order = index order
 	}
 	observer := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election")
-	obs, err := observer.Observe(bounded(t, zktest.Timeout))
+	obs, err := observer.Observe(bounded(t, zktesting.Timeout))
 	require.NoError(t, err)
 
 	var lastToken int64
@@ -47,7 +47,7 @@ func TestIntegration_ElectionFailoverInQueueOrder(t *testing.T) {
 		assert.Equal(t, elections[i].Token(), term.Token)
 		assert.Greater(t, term.Token, lastToken, "terms strictly increase")
 		lastToken = term.Token
-		v, err := observer.Leader(bounded(t, zktest.Timeout))
+		v, err := observer.Leader(bounded(t, zktesting.Timeout))
 		require.NoError(t, err)
 		assert.Equal(t, term, v, "Leader agrees with Observe")
 		require.NoError(t, sessions[i].Close()) // kill the leader's session
@@ -55,13 +55,13 @@ func TestIntegration_ElectionFailoverInQueueOrder(t *testing.T) {
 		assert.ErrorIs(t, elections[i].Err(), zklock.ErrLeadershipLost)
 		assert.ErrorIs(t, elections[i].Err(), zklock.ErrSessionClosed)
 	}
-	_, err = observer.Leader(bounded(t, zktest.Timeout))
+	_, err = observer.Leader(bounded(t, zktesting.Timeout))
 	assert.ErrorIs(t, err, zklock.ErrNoLeader)
 }
 
 func TestIntegration_ElectionLossSignalledBeforeNextLeader(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	ps := zc.NewProxies(t)
 	ls := connect(t, ps.Addrs(), zklock.WithChroot(root), zklock.WithSessionTimeout(2*time.Second))
@@ -69,11 +69,11 @@ func TestIntegration_ElectionLossSignalledBeforeNextLeader(t *testing.T) {
 	defer sub.Stop()
 	leader := zklock.NewElection(ls, "/election", zklock.WithValue([]byte("a")))
 	next := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election", zklock.WithValue([]byte("b")))
-	require.NoError(t, leader.Campaign(bounded(t, zktest.Timeout)))
+	require.NoError(t, leader.Campaign(bounded(t, zktesting.Timeout)))
 	lost := make(chan time.Time, 1)
 	done := leader.Done()
 	go func() { <-done; lost <- time.Now() }()
-	nres := campaignAsync(bounded(t, zktest.Timeout), next)
+	nres := campaignAsync(bounded(t, zktesting.Timeout), next)
 	waitChildren(t, zc.Admin(t), root+"/election", 2)
 
 	expire(t, ps, sub)
@@ -84,19 +84,19 @@ func TestIntegration_ElectionLossSignalledBeforeNextLeader(t *testing.T) {
 		lostAt.Format(time.StampMicro), r.at.Format(time.StampMicro))
 	assert.ErrorIs(t, leader.Err(), zklock.ErrSessionExpired)
 	assert.Greater(t, next.Token(), leader.Token())
-	require.NoError(t, next.Resign(bounded(t, zktest.Timeout)))
+	require.NoError(t, next.Resign(bounded(t, zktesting.Timeout)))
 }
 
 func TestIntegration_ElectionShortCutKeepsLeader(t *testing.T) {
 	integration(t)
-	zc := zktest.Start(t, 3)
+	zc := zktesting.Start(t, 3)
 	root := zc.Root(t)
 	ps := zc.NewProxies(t)
 	s := connect(t, ps.Addrs(), zklock.WithChroot(root), zklock.WithSessionTimeout(10*time.Second))
 	leader := zklock.NewElection(s, "/election", zklock.WithValue([]byte("a")))
 	other := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election", zklock.WithValue([]byte("b")))
-	require.NoError(t, leader.Campaign(bounded(t, zktest.Timeout)))
-	ores := campaignAsync(bounded(t, zktest.Timeout), other)
+	require.NoError(t, leader.Campaign(bounded(t, zktesting.Timeout)))
+	ores := campaignAsync(bounded(t, zktesting.Timeout), other)
 	waitChildren(t, zc.Admin(t), root+"/election", 2)
 	sub := s.Subscribe()
 	defer sub.Stop()
@@ -105,19 +105,19 @@ func TestIntegration_ElectionShortCutKeepsLeader(t *testing.T) {
 	ps.Cut() // every connection reset; the client reconnects to some server
 	waitState(t, sub, zklock.StateSuspended)
 	waitState(t, sub, zklock.StateConnected)
-	v, err := other.Leader(bounded(t, zktest.Timeout))
+	v, err := other.Leader(bounded(t, zktesting.Timeout))
 	require.NoError(t, err)
 	assert.Equal(t, "a", string(v.Value))
 	require.False(t, isClosed(leader.Done()), "leadership survives a short cut: %v", leader.Err())
 	stillBlocked(t, ores, "the other candidate's Campaign, while the leader leads")
-	require.NoError(t, leader.Resign(bounded(t, zktest.Timeout)))
+	require.NoError(t, leader.Resign(bounded(t, zktesting.Timeout)))
 	require.NoError(t, await(t, ores, "the other Campaign").err)
-	require.NoError(t, other.Resign(bounded(t, zktest.Timeout)))
+	require.NoError(t, other.Resign(bounded(t, zktesting.Timeout)))
 }
 
 func TestIntegration_ElectionRunRecampaignsAfterExpiry(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	ps := zc.NewProxies(t)
 	s := connect(t, ps.Addrs(), zklock.WithChroot(root), zklock.WithSessionTimeout(2*time.Second))
@@ -169,7 +169,7 @@ func TestIntegration_ElectionRunRecampaignsAfterExpiry(t *testing.T) {
 
 func TestIntegration_ElectionResignAndObserve(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	admin := zc.Admin(t)
 	names := []string{"a", "b", "c"}
@@ -178,7 +178,7 @@ func TestIntegration_ElectionResignAndObserve(t *testing.T) {
 	for i, name := range names {
 		e := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election", zklock.WithValue([]byte(name)))
 		es = append(es, e)
-		rs = append(rs, campaignAsync(bounded(t, zktest.Timeout), e))
+		rs = append(rs, campaignAsync(bounded(t, zktesting.Timeout), e))
 		waitChildren(t, admin, root+"/election", i+1)
 	}
 	observer := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election")
@@ -189,11 +189,11 @@ func TestIntegration_ElectionResignAndObserve(t *testing.T) {
 		require.NoError(t, await(t, rs[i], "Campaign").err)
 		term := nextTerm(t, obs)
 		assert.Equal(t, name, string(term.Value), "leaders are observed in order")
-		require.NoError(t, es[i].Resign(bounded(t, zktest.Timeout)), "resign hands over")
+		require.NoError(t, es[i].Resign(bounded(t, zktesting.Timeout)), "resign hands over")
 		assert.ErrorIs(t, es[i].Err(), zklock.ErrNotLeader)
 	}
 	waitChildren(t, admin, root+"/election", 0)
-	assert.ErrorIs(t, es[0].Resign(bounded(t, zktest.Timeout)), zklock.ErrNotLeader)
+	assert.ErrorIs(t, es[0].Resign(bounded(t, zktesting.Timeout)), zklock.ErrNotLeader)
 	stop()
 	for term := range obs {
 		t.Errorf("observed a leader twice or out of turn: %s", term.Value)
@@ -202,12 +202,12 @@ func TestIntegration_ElectionResignAndObserve(t *testing.T) {
 
 func TestIntegration_ElectionCancelAndOperatorDelete(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	admin := zc.Admin(t)
 	leader := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election", zklock.WithValue([]byte("a")))
 	waiter := zklock.NewElection(connect(t, zc.Servers(), zklock.WithChroot(root)), "/election", zklock.WithValue([]byte("b")))
-	require.NoError(t, leader.Campaign(bounded(t, zktest.Timeout)))
+	require.NoError(t, leader.Campaign(bounded(t, zktesting.Timeout)))
 
 	ctx, cancel := context.WithCancel(t.Context())
 	wres := campaignAsync(ctx, waiter)
@@ -220,18 +220,18 @@ func TestIntegration_ElectionCancelAndOperatorDelete(t *testing.T) {
 	await(t, leader.Done(), "leadership to end")
 	assert.ErrorIs(t, leader.Err(), zklock.ErrLeadershipLost)
 	assert.ErrorIs(t, leader.Err(), zklock.ErrNodeDeleted)
-	require.NoError(t, leader.Campaign(bounded(t, zktest.Timeout)), "a candidate whose leadership was lost can campaign again")
-	require.NoError(t, leader.Resign(bounded(t, zktest.Timeout)))
+	require.NoError(t, leader.Campaign(bounded(t, zktesting.Timeout)), "a candidate whose leadership was lost can campaign again")
+	require.NoError(t, leader.Resign(bounded(t, zktesting.Timeout)))
 }
 
 func TestIntegration_ElectionCuratorLeaderLatch(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	admin := zc.Admin(t)
 	latch := startPeer(t, interop.StartCurator, zc.Direct(), t.TempDir())
 	path := root + "/election"
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 
 	// Curator leads; zklock follows and agrees.
 	_, err := latch.Do(ctx, "latch "+path+" curator-1", "latch-started "+path)
@@ -272,10 +272,10 @@ func TestIntegration_ElectionCuratorLeaderLatch(t *testing.T) {
 
 func TestIntegration_ElectionMisuse(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	s := connect(t, zc.Servers(), zklock.WithChroot(root))
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 	e := zklock.NewElection(s, "/never-used", zklock.WithValue([]byte("me")))
 
 	_, err := e.Leader(ctx)
@@ -303,10 +303,10 @@ func TestIntegration_ElectionMisuse(t *testing.T) {
 // with the node's version, and a candidate that does not lead is refused.
 func TestIntegration_ElectionProclaim(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	s := connect(t, zc.Servers(), zklock.WithChroot(root))
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 	e := zklock.NewElection(s, "/election", zklock.WithValue([]byte("v1")))
 	assert.ErrorIs(t, e.Proclaim(ctx, []byte("x")), zklock.ErrNotLeader, "not campaigning")
 	require.NoError(t, e.Campaign(ctx))

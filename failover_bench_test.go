@@ -10,7 +10,7 @@ import (
 
 	"github.com/zklock/zklock"
 	"github.com/zklock/zklock/internal/interop"
-	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 // BenchmarkFailover measures how long leadership takes to move, against the
@@ -28,7 +28,7 @@ import (
 // Run: go test -run '^$' -bench Failover -benchtime 50x
 func BenchmarkFailover(b *testing.B) {
 	integration(b)
-	zc := zktest.Shared(b)
+	zc := zktesting.Shared(b)
 	b.Run("zklock-resign", func(b *testing.B) { runFailover(b, zc, handoverResign, 0) })
 	b.Run("zklock-close", func(b *testing.B) { runFailover(b, zc, handoverClose, 0) })
 	b.Run("zklock-kill", func(b *testing.B) { runFailover(b, zc, handoverKill, time.Second) })
@@ -56,14 +56,14 @@ func report(b *testing.B, next, notify []time.Duration) {
 	b.ReportMetric(0, "ns/op") // wall time per op includes setup
 }
 
-func runFailover(b *testing.B, zc *zktest.Cluster, kind handoverKind, timeout time.Duration) {
+func runFailover(b *testing.B, zc *zktesting.Cluster, kind handoverKind, timeout time.Duration) {
 	root := zc.Root(b)
 	watcher := plainConn(b, zc.Servers())
 	var next, notify []time.Duration
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		dir := fmt.Sprintf("%s/%d", root, i)
-		ctx := bounded(b, zktest.Timeout)
+		ctx := bounded(b, zktesting.Timeout)
 		ps := zc.NewProxies(b)
 		var opts []zklock.SessionOption
 		if timeout > 0 {
@@ -104,9 +104,9 @@ func runFailover(b *testing.B, zc *zktest.Cluster, kind handoverKind, timeout ti
 // curatorFailover: two Curator LeaderLatch peers hand leadership back and
 // forth by closing the leading latch. Its next-leader times include one
 // line each way over the peers' pipes (tens of microseconds).
-func curatorFailover(b *testing.B, zc *zktest.Cluster) {
+func curatorFailover(b *testing.B, zc *zktesting.Cluster) {
 	root := zc.Root(b)
-	ctx := bounded(b, 5*zktest.Timeout)
+	ctx := bounded(b, 5*zktesting.Timeout)
 	work := b.TempDir()
 	var peers [2]*interop.Peer
 	for i := range peers {

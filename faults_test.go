@@ -23,6 +23,7 @@ import (
 
 	"github.com/zklock/zklock"
 	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 // Close ends every hold made under the Session before the server is asked
@@ -32,14 +33,14 @@ import (
 // be open wide.
 func TestIntegration_CloseEndsHoldsBeforeOthersAreGranted(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	admin := zc.Admin(t)
 	other := connect(t, zc.Servers(), zklock.WithChroot(root))
 	const holds = 50
 	for round := range 3 {
 		holder := connect(t, zc.Servers(), zklock.WithChroot(root))
-		ctx := bounded(t, zktest.Timeout)
+		ctx := bounded(t, zktesting.Timeout)
 		var ms []*zklock.Mutex
 		for i := range holds {
 			m := zklock.NewMutex(holder, fmt.Sprintf("/lock-%d", i))
@@ -118,7 +119,7 @@ func recursiveDelete(t *testing.T, admin *zk.Conn, dir string) {
 // that exists.
 func TestIntegration_RecursiveDeleteWhileQueued(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	admin := zc.Admin(t)
 
@@ -148,7 +149,7 @@ func TestIntegration_RecursiveDeleteWhileQueued(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for round := range 3 {
 				dir := fmt.Sprintf("/%s-%d", tc.name, round)
-				ctx := bounded(t, zktest.Timeout)
+				ctx := bounded(t, zktesting.Timeout)
 				holder := tc.make(connect(t, zc.Servers(), zklock.WithChroot(root)), dir)
 				require.NoError(t, holder.acquire(ctx))
 				var waiters []contender
@@ -219,7 +220,7 @@ func (h *recordingHandler) messages() []string {
 // a warning and not retried.
 func TestIntegration_RefusedDeleteIsReported(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	admin := zc.Admin(t)
 	// Anyone may create children of the lock directories, no one may
@@ -229,7 +230,7 @@ func TestIntegration_RefusedDeleteIsReported(t *testing.T) {
 		_, err := admin.Create(root+"/"+d, nil, 0, noDelete)
 		require.NoError(t, err)
 	}
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 
 	for _, tc := range []struct {
 		name    string
@@ -292,7 +293,7 @@ const pausedHolderEnv = "ZKLOCK_TEST_PAUSED_HOLDER"
 // the test stops (SIGSTOP) until the server has expired its session.
 func TestIntegration_HoldCheckedAfterProcessPause(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	admin := zc.Admin(t)
 
@@ -323,7 +324,7 @@ func TestIntegration_HoldCheckedAfterProcessPause(t *testing.T) {
 	}()
 	next := func(prefix string) string {
 		t.Helper()
-		timeout := time.After(zktest.Timeout)
+		timeout := time.After(zktesting.Timeout)
 		for {
 			select {
 			case l, ok := <-lines:
@@ -363,7 +364,7 @@ func TestPausedHolderProcess(t *testing.T) {
 	}
 	servers, root, _ := strings.Cut(env, ";")
 	const timeout = 2 * time.Second
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 	s := connect(t, strings.Split(servers, ","), zklock.WithChroot(root), zklock.WithSessionTimeout(timeout))
 	var ms []*zklock.Mutex
 	for i := range 3 {
@@ -394,10 +395,10 @@ func TestPausedHolderProcess(t *testing.T) {
 // (a nil return campaigns again); RunOnce leads once.
 func TestIntegration_ElectionErrorsReachTheCaller(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	s := connect(t, zc.Servers(), zklock.WithChroot(root))
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 
 	for _, p := range []string{"", "x", "/x/", "/", "/a\x00b"} {
 		obs, err := zklock.NewElection(s, p).Observe(ctx)
@@ -449,7 +450,7 @@ func TestIntegration_ElectionErrorsReachTheCaller(t *testing.T) {
 // handshake, not the connect or the hold, while another server is healthy.
 func TestIntegration_HungServerInTheList(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	hung := zktest.HungServer(t)
 	const timeout = 4 * time.Second // the servers' maximum
@@ -471,7 +472,7 @@ func TestIntegration_HungServerInTheList(t *testing.T) {
 		s := connect(t, []string{hung, ps.Addrs()[0]}, zklock.WithChroot(root), zklock.WithSessionTimeout(timeout))
 		sub := s.Subscribe()
 		m := zklock.NewMutex(s, "/lock")
-		ctx := bounded(t, zktest.Timeout)
+		ctx := bounded(t, zktesting.Timeout)
 		require.NoError(t, m.Lock(ctx))
 		waitState(t, sub, zklock.StateConnected)
 		ps.Cut()
@@ -540,7 +541,7 @@ func (f *failWrites) claim(opcode int32) bool {
 // returns and nothing stays behind.
 func TestIntegration_FailedWritesDoNotHang(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	const (
 		opSetAuth     = 100
@@ -556,7 +557,7 @@ func TestIntegration_FailedWritesDoNotHang(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ps := zc.NewProxies(t)
 			f := &failWrites{fired: make(chan struct{})}
-			s, err := zklock.Connect(bounded(t, zktest.Timeout), ps.Addrs(), zklock.WithChroot(root),
+			s, err := zklock.Connect(bounded(t, zktesting.Timeout), ps.Addrs(), zklock.WithChroot(root),
 				zklock.WithDialer(f.dial), zklock.WithDigestAuth("user", "secret"))
 			require.NoError(t, err)
 			sub := s.Subscribe()
@@ -566,12 +567,12 @@ func TestIntegration_FailedWritesDoNotHang(t *testing.T) {
 			if tc.opcode == opSetAuth {
 				ps.Cut() // the reconnect re-sends the credentials
 			} else {
-				_, err := s.Children(bounded(t, zktest.Timeout), "/")
+				_, err := s.Children(bounded(t, zktesting.Timeout), "/")
 				require.NoError(t, err, "the failed request is retried")
 			}
 			await(t, f.fired, "the injected write failure")
 			m := zklock.NewMutex(s, "/lock")
-			ctx := bounded(t, zktest.Timeout)
+			ctx := bounded(t, zktesting.Timeout)
 			require.NoError(t, m.Lock(ctx), "the Session works after the failed write")
 			require.NoError(t, m.Unlock(ctx))
 			closed := make(chan struct{})
@@ -589,10 +590,10 @@ func TestIntegration_FailedWritesDoNotHang(t *testing.T) {
 // carries data; the largest accepted size is the one the server takes.
 func TestIntegration_RequestsOverTheServersLimit(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	s := connect(t, zc.Servers(), zklock.WithChroot(root))
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 	big := make([]byte, 1100<<10)
 
 	for _, tc := range []struct {
@@ -640,12 +641,12 @@ func TestIntegration_RequestsOverTheServersLimit(t *testing.T) {
 // backwards with it.
 func TestIntegration_ZxidRegressionReported(t *testing.T) {
 	integration(t)
-	zc := zktest.Start(t, 1) // a private server: its data is wiped
+	zc := zktesting.Start(t, 1) // a private server: its data is wiped
 	logs := &recordingHandler{}
 	s := connect(t, zc.Servers(), zklock.WithSessionTimeout(2*time.Second), zklock.WithLogger(slog.New(logs)))
 	sub := s.Subscribe()
 	defer sub.Stop()
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 	m := zklock.NewMutex(s, "/lock")
 	for range 20 { // move the zxid well past what an empty server starts from
 		require.NoError(t, m.Lock(ctx))
@@ -695,7 +696,7 @@ func (c *poisonConn) Write(p []byte) (int, error) {
 // ever, even with a context that never ends; the Session goes on working.
 func TestIntegration_RequestThatDropsTheConnectionStops(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	s := connect(t, zc.Servers(), zklock.WithChroot(root), zklock.WithDialer(poisonDialer{"poison"}.dial))
 	res := make(chan error, 1)
@@ -706,7 +707,7 @@ func TestIntegration_RequestThatDropsTheConnectionStops(t *testing.T) {
 	err := await(t, res, "the poisoned request to give up")
 	assert.ErrorIs(t, err, zk.ErrConnectionClosed)
 	assert.Contains(t, err.Error(), "each of 5 attempts")
-	_, err = s.Children(bounded(t, zktest.Timeout), "/")
+	_, err = s.Children(bounded(t, zktesting.Timeout), "/")
 	assert.NoError(t, err, "other requests still work")
 }
 
@@ -714,24 +715,24 @@ func TestIntegration_RequestThatDropsTheConnectionStops(t *testing.T) {
 // of go-zookeeper behind (goleak checks the package at the end).
 func TestIntegration_CloseWhateverTheConnectionDoes(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	hung := zktest.HungServer(t)
 	for _, tc := range []struct {
 		name  string
-		fault func(ps *zktest.Proxies)
+		fault func(ps *zktesting.Proxies)
 	}{
-		{"healthy", func(*zktest.Proxies) {}},
-		{"blackholed", func(ps *zktest.Proxies) { ps.Blackhole() }},
-		{"reconnecting to a hung server", func(ps *zktest.Proxies) { ps.Cut(); ps.Blackhole() }},
+		{"healthy", func(*zktesting.Proxies) {}},
+		{"blackholed", func(ps *zktesting.Proxies) { ps.Blackhole() }},
+		{"reconnecting to a hung server", func(ps *zktesting.Proxies) { ps.Cut(); ps.Blackhole() }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ps := zc.NewProxies(t)
-			s, err := zklock.Connect(bounded(t, zktest.Timeout), []string{ps.Addrs()[0], hung}, zklock.WithChroot(root),
+			s, err := zklock.Connect(bounded(t, zktesting.Timeout), []string{ps.Addrs()[0], hung}, zklock.WithChroot(root),
 				zklock.WithSessionTimeout(2*time.Second))
 			require.NoError(t, err)
 			m := zklock.NewMutex(s, "/lock")
-			require.NoError(t, m.Lock(bounded(t, zktest.Timeout)))
+			require.NoError(t, m.Lock(bounded(t, zktesting.Timeout)))
 			tc.fault(ps)
 			start := time.Now()
 			closed := make(chan struct{})
@@ -754,12 +755,12 @@ func TestIntegration_CloseWhateverTheConnectionDoes(t *testing.T) {
 // Connect, and not a failed reopening after expiry.
 func TestIntegration_UnresolvableServerName(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	ps := zc.NewProxies(t)
 	servers := []string{"zk-gone.invalid:2181", ps.Addrs()[0], "also-gone.invalid:2181"}
 	for i := range 3 { // the order is random: let the bad names come first
-		s, err := zklock.Connect(bounded(t, zktest.Timeout), servers, zklock.WithChroot(root))
+		s, err := zklock.Connect(bounded(t, zktesting.Timeout), servers, zklock.WithChroot(root))
 		require.NoError(t, err, "attempt %d", i)
 		require.NoError(t, s.Close())
 	}
@@ -772,7 +773,7 @@ func TestIntegration_UnresolvableServerName(t *testing.T) {
 	waitState(t, sub, zklock.StateConnected)
 	assert.NotEqual(t, old, s.SessionID(), "a new ZooKeeper session was opened with the same list")
 	m := zklock.NewMutex(s, "/lock")
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 	require.NoError(t, m.Lock(ctx))
 	require.NoError(t, m.Unlock(ctx))
 }
@@ -782,8 +783,8 @@ func TestIntegration_UnresolvableServerName(t *testing.T) {
 // maximum (4 s here), so asking for 30 s with a 3 s margin does not fit.
 func TestIntegration_LossMarginCheckedAgainstGrantedTimeout(t *testing.T) {
 	integration(t)
-	zc := zktest.Start(t, 1, zktest.WithMaxSessionTimeout(4*time.Second))
-	_, err := zklock.Connect(bounded(t, zktest.Timeout), zc.Servers(),
+	zc := zktesting.Start(t, 1, zktesting.WithMaxSessionTimeout(4*time.Second))
+	_, err := zklock.Connect(bounded(t, zktesting.Timeout), zc.Servers(),
 		zklock.WithSessionTimeout(30*time.Second), zklock.WithLossMargin(3*time.Second))
 	assert.ErrorIs(t, err, zklock.ErrInvalidOption)
 	if err != nil {

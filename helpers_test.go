@@ -11,7 +11,7 @@ import (
 
 	"github.com/zklock/zklock"
 	"github.com/zklock/zklock/internal/interop"
-	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 // integration skips a test that needs a ZooKeeper server under -short.
@@ -32,7 +32,7 @@ func bounded(t testing.TB, d time.Duration) context.Context {
 // connect returns a Session on servers that is closed when the test ends.
 func connect(t testing.TB, servers []string, opts ...zklock.SessionOption) *zklock.Session {
 	t.Helper()
-	s, err := zklock.Connect(bounded(t, zktest.Timeout), servers, opts...)
+	s, err := zklock.Connect(bounded(t, zktesting.Timeout), servers, opts...)
 	require.NoError(t, err, "connect")
 	t.Cleanup(func() { s.Close() })
 	return s
@@ -45,12 +45,12 @@ func plainConn(t testing.TB, servers []string) *zk.Conn {
 	conn, ev, err := zk.Connect(servers, 10*time.Second, zk.WithLogInfo(false), zk.WithLogger(quietLogger{}))
 	require.NoError(t, err)
 	t.Cleanup(conn.Close)
-	deadline := time.After(zktest.Timeout)
+	deadline := time.After(zktesting.Timeout)
 	for conn.State() != zk.StateHasSession {
 		select {
 		case <-ev:
 		case <-deadline:
-			t.Fatalf("go-zookeeper client got no session within %v", zktest.Timeout)
+			t.Fatalf("go-zookeeper client got no session within %v", zktesting.Timeout)
 		}
 	}
 	return conn
@@ -74,7 +74,7 @@ func nextState(ctx context.Context, sub *zklock.Subscription, want zklock.State)
 // waitState reads sub until a change to want arrives, and returns it.
 func waitState(t testing.TB, sub *zklock.Subscription, want zklock.State) zklock.StateChange {
 	t.Helper()
-	c, err := nextState(bounded(t, zktest.Timeout), sub, want)
+	c, err := nextState(bounded(t, zktesting.Timeout), sub, want)
 	require.NoError(t, err, "waiting for state %s", want)
 	return c
 }
@@ -82,7 +82,7 @@ func waitState(t testing.TB, sub *zklock.Subscription, want zklock.State) zklock
 // expire makes the server expire the ZooKeeper session of a Session
 // connected through ps (zktest's ExpireSession), sub being a subscription to
 // that Session, and returns the StateExpired change that reported it.
-func expire(t testing.TB, ps *zktest.Proxies, sub *zklock.Subscription) zklock.StateChange {
+func expire(t testing.TB, ps *zktesting.Proxies, sub *zklock.Subscription) zklock.StateChange {
 	t.Helper()
 	var expired zklock.StateChange
 	ps.ExpireSession(t, func(ctx context.Context) error {
@@ -96,7 +96,7 @@ func expire(t testing.TB, ps *zktest.Proxies, sub *zklock.Subscription) zklock.S
 // waitGone waits until p does not exist, as seen by another client.
 func waitGone(t testing.TB, admin *zk.Conn, p string) {
 	t.Helper()
-	deadline := time.After(zktest.Timeout)
+	deadline := time.After(zktesting.Timeout)
 	for {
 		ok, _, ev, err := admin.ExistsW(p)
 		require.NoError(t, err)
@@ -106,7 +106,7 @@ func waitGone(t testing.TB, admin *zk.Conn, p string) {
 		select {
 		case <-ev:
 		case <-deadline:
-			t.Fatalf("%s still exists after %v", p, zktest.Timeout)
+			t.Fatalf("%s still exists after %v", p, zktesting.Timeout)
 		}
 	}
 }
@@ -126,7 +126,7 @@ func exists(t testing.TB, admin *zk.Conn, p string) bool {
 // client, and returns them.
 func waitChildren(t testing.TB, admin *zk.Conn, dir string, n int) []string {
 	t.Helper()
-	deadline := time.After(zktest.Timeout)
+	deadline := time.After(zktesting.Timeout)
 	for {
 		kids, _, ev, err := admin.ChildrenW(dir)
 		if errors.Is(err, zk.ErrNoNode) {
@@ -247,7 +247,7 @@ func await[T any](t testing.TB, ch <-chan T, what string) T {
 	select {
 	case v := <-ch:
 		return v
-	case <-time.After(zktest.Timeout):
+	case <-time.After(zktesting.Timeout):
 		t.Fatalf("timed out waiting for %s", what)
 	}
 	panic("unreachable")
@@ -260,7 +260,7 @@ func nextTerm(t testing.TB, obs <-chan zklock.Term) zklock.Term {
 	case term, ok := <-obs:
 		require.True(t, ok, "Observe channel closed early")
 		return term
-	case <-time.After(zktest.Timeout):
+	case <-time.After(zktesting.Timeout):
 		t.Fatal("timed out waiting for a leader change")
 	}
 	panic("unreachable")
@@ -270,7 +270,7 @@ func nextTerm(t testing.TB, obs <-chan zklock.Term) zklock.Term {
 // its own, and an admin connection to watch their queue.
 func queueRig(t testing.TB) (admin *zk.Conn, root string, newMutex func() *zklock.Mutex) {
 	t.Helper()
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root = zc.Root(t)
 	return zc.Admin(t), root, func() *zklock.Mutex {
 		return zklock.NewMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/lock")
@@ -297,7 +297,7 @@ func watchGone(t testing.TB, w *zk.Conn, p string) <-chan time.Time {
 // library is not installed, and stops it when the test ends.
 func startPeer(t testing.TB, start func(context.Context, []string, string) (*interop.Peer, error), servers []string, dir string) *interop.Peer {
 	t.Helper()
-	p, err := start(bounded(t, zktest.Timeout), servers, dir)
+	p, err := start(bounded(t, zktesting.Timeout), servers, dir)
 	skipIfMissing(t, err)
 	require.NoError(t, err)
 	t.Cleanup(func() { p.Close() })

@@ -7,7 +7,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/zklock/zklock"
-	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 // BenchmarkUncontended measures one acquire+release cycle on a free lock,
@@ -16,7 +16,7 @@ import (
 // Run: go test -run '^$' -bench Uncontended -benchtime 3s
 func BenchmarkUncontended(b *testing.B) {
 	integration(b)
-	zc := zktest.Shared(b)
+	zc := zktesting.Shared(b)
 	root := zc.Root(b)
 	ctx := context.Background()
 

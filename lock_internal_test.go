@@ -11,6 +11,7 @@ import (
 
 	"github.com/zklock/zklock/internal/seqnode"
 	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 // A node carrying our protected id but owned by another session must never
@@ -19,10 +20,10 @@ func TestIntegration_ProtectedCreateIgnoresForeignOwner(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test; needs ZooKeeper")
 	}
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	admin := zc.Admin(t)
-	ctx, cancel := context.WithTimeout(t.Context(), zktest.Timeout)
+	ctx, cancel := context.WithTimeout(t.Context(), zktesting.Timeout)
 	defer cancel()
 
 	const id = "7d444840-9dc0-41f5-9e4a-4e2d5b1c6a3b"

@@ -11,7 +11,7 @@ import (
 
 	"github.com/zklock/zklock"
 	"github.com/zklock/zklock/internal/interop"
-	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 // peerLock drives a foreign lock implementation on the same path.
@@ -29,13 +29,13 @@ type processPeer struct {
 }
 
 func (pp processPeer) lock(t *testing.T) {
-	_, err := pp.p.Do(bounded(t, zktest.Timeout), "lock "+pp.path, "locked "+pp.path)
+	_, err := pp.p.Do(bounded(t, zktesting.Timeout), "lock "+pp.path, "locked "+pp.path)
 	require.NoError(t, err)
 }
 
 func (pp processPeer) lockAsync(t *testing.T) <-chan result {
 	require.NoError(t, pp.p.Send("lock "+pp.path))
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 	return async(func() error {
 		_, err := pp.p.Expect(ctx, "locked "+pp.path)
 		return err
@@ -43,7 +43,7 @@ func (pp processPeer) lockAsync(t *testing.T) <-chan result {
 }
 
 func (pp processPeer) unlock(t *testing.T) {
-	_, err := pp.p.Do(bounded(t, zktest.Timeout), "unlock "+pp.path, "unlocked "+pp.path)
+	_, err := pp.p.Do(bounded(t, zktesting.Timeout), "unlock "+pp.path, "unlocked "+pp.path)
 	require.NoError(t, err)
 }
 
@@ -58,7 +58,7 @@ func (g goZKLock) unlock(t *testing.T) { require.NoError(t, g.l.Unlock()) }
 
 func TestIntegration_MutexInterop(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	work := t.TempDir()
 	for _, tc := range []struct {
@@ -80,7 +80,7 @@ func TestIntegration_MutexInterop(t *testing.T) {
 			peer := tc.peer(t, root+path)
 			s := connect(t, zc.Servers(), zklock.WithChroot(root))
 			m := zklock.NewMutex(s, path)
-			ctx := bounded(t, zktest.Timeout)
+			ctx := bounded(t, zktesting.Timeout)
 			admin := zc.Admin(t)
 
 			// They hold; we wait.

@@ -15,11 +15,12 @@ import (
 
 	"github.com/zklock/zklock"
 	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 func TestIntegration_MutexExclusiveFIFO(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	const sessions, rounds = 10, 20
 
@@ -35,7 +36,7 @@ func TestIntegration_MutexExclusiveFIFO(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ctx := bounded(t, 5*zktest.Timeout)
+			ctx := bounded(t, 5*zktesting.Timeout)
 			for range rounds {
 				if err := m.Lock(ctx); err != nil {
 					errs <- err
@@ -73,12 +74,12 @@ func TestIntegration_MutexCancelWhileWaiting(t *testing.T) {
 	integration(t)
 	admin, root, newMutex := queueRig(t)
 	a, b, c := newMutex(), newMutex(), newMutex()
-	require.NoError(t, a.Lock(bounded(t, zktest.Timeout)))
+	require.NoError(t, a.Lock(bounded(t, zktesting.Timeout)))
 
 	bctx, cancelB := context.WithCancel(t.Context())
 	bres := lockAsync(bctx, b)
 	waitChildren(t, admin, root+"/lock", 2)
-	cres := lockAsync(bounded(t, zktest.Timeout), c)
+	cres := lockAsync(bounded(t, zktesting.Timeout), c)
 	waitChildren(t, admin, root+"/lock", 3)
 
 	cancelB()
@@ -87,12 +88,12 @@ func TestIntegration_MutexCancelWhileWaiting(t *testing.T) {
 	assert.Len(t, children(t, admin, root+"/lock"), 2, "b's node is deleted before its Lock returns")
 	stillBlocked(t, cres, "c's Lock, while a holds the lock")
 
-	require.NoError(t, a.Unlock(bounded(t, zktest.Timeout)))
+	require.NoError(t, a.Unlock(bounded(t, zktesting.Timeout)))
 	r = await(t, cres, "c's Lock")
 	require.NoError(t, r.err, "c takes over from a without waiting for b")
-	require.NoError(t, c.Unlock(bounded(t, zktest.Timeout)))
-	require.NoError(t, b.Lock(bounded(t, zktest.Timeout)), "b's Mutex is usable again")
-	require.NoError(t, b.Unlock(bounded(t, zktest.Timeout)))
+	require.NoError(t, c.Unlock(bounded(t, zktesting.Timeout)))
+	require.NoError(t, b.Lock(bounded(t, zktesting.Timeout)), "b's Mutex is usable again")
+	require.NoError(t, b.Unlock(bounded(t, zktesting.Timeout)))
 }
 
 // TestIntegration_MutexQueueOutOfOrder follows a waiter while the nodes
@@ -102,48 +103,48 @@ func TestIntegration_MutexQueueOutOfOrder(t *testing.T) {
 	integration(t)
 	admin, root, newMutex := queueRig(t)
 	a, b, c, d := newMutex(), newMutex(), newMutex(), newMutex()
-	require.NoError(t, a.Lock(bounded(t, zktest.Timeout)))
-	bres := lockAsync(bounded(t, zktest.Timeout), b)
+	require.NoError(t, a.Lock(bounded(t, zktesting.Timeout)))
+	bres := lockAsync(bounded(t, zktesting.Timeout), b)
 	waitChildren(t, admin, root+"/lock", 2)
 	cctx, cancelC := context.WithCancel(t.Context())
 	cres := lockAsync(cctx, c)
 	waitChildren(t, admin, root+"/lock", 3)
-	dres := lockAsync(bounded(t, zktest.Timeout), d)
+	dres := lockAsync(bounded(t, zktesting.Timeout), d)
 	waitChildren(t, admin, root+"/lock", 4)
 
 	cancelC()
 	assert.ErrorIs(t, await(t, cres, "the cancelled Lock").err, context.Canceled)
 	waitChildren(t, admin, root+"/lock", 3)
 
-	require.NoError(t, a.Unlock(bounded(t, zktest.Timeout)))
+	require.NoError(t, a.Unlock(bounded(t, zktesting.Timeout)))
 	require.NoError(t, await(t, bres, "b's Lock").err, "b is next after a")
 	stillBlocked(t, dres, "d's Lock, while b holds the lock")
-	require.NoError(t, b.Unlock(bounded(t, zktest.Timeout)))
+	require.NoError(t, b.Unlock(bounded(t, zktesting.Timeout)))
 	require.NoError(t, await(t, dres, "d's Lock").err, "d is next after b")
-	require.NoError(t, d.Unlock(bounded(t, zktest.Timeout)))
+	require.NoError(t, d.Unlock(bounded(t, zktesting.Timeout)))
 	assert.Empty(t, children(t, admin, root+"/lock"), "no node left")
 }
 
 func TestIntegration_MutexTryLock(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	a := zklock.NewMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/lock")
 	b := zklock.NewMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/lock")
 
-	require.NoError(t, a.TryLock(bounded(t, zktest.Timeout)), "a free lock is taken")
-	err := b.TryLock(bounded(t, zktest.Timeout))
+	require.NoError(t, a.TryLock(bounded(t, zktesting.Timeout)), "a free lock is taken")
+	err := b.TryLock(bounded(t, zktesting.Timeout))
 	assert.ErrorIs(t, err, zklock.ErrLocked)
 	assert.Equal(t, []string{strings.TrimPrefix(a.Key(), "/lock/")}, children(t, zc.Admin(t), root+"/lock"),
 		"TryLock leaves no node behind")
-	require.NoError(t, a.Unlock(bounded(t, zktest.Timeout)))
-	require.NoError(t, b.TryLock(bounded(t, zktest.Timeout)))
-	require.NoError(t, b.Unlock(bounded(t, zktest.Timeout)))
+	require.NoError(t, a.Unlock(bounded(t, zktesting.Timeout)))
+	require.NoError(t, b.TryLock(bounded(t, zktesting.Timeout)))
+	require.NoError(t, b.Unlock(bounded(t, zktesting.Timeout)))
 }
 
 func TestIntegration_MutexLossSignalledBeforeNextHolder(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	ps := zc.NewProxies(t)
 	holderSession := connect(t, ps.Addrs(), zklock.WithChroot(root), zklock.WithSessionTimeout(2*time.Second))
@@ -152,14 +153,14 @@ func TestIntegration_MutexLossSignalledBeforeNextHolder(t *testing.T) {
 	holder := zklock.NewMutex(holderSession, "/lock")
 	waiter := zklock.NewMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/lock")
 
-	require.NoError(t, holder.Lock(bounded(t, zktest.Timeout)))
+	require.NoError(t, holder.Lock(bounded(t, zktesting.Timeout)))
 	lost := make(chan time.Time, 1)
 	done := holder.Done()
 	go func() {
 		<-done
 		lost <- time.Now()
 	}()
-	wres := lockAsync(bounded(t, zktest.Timeout), waiter)
+	wres := lockAsync(bounded(t, zktesting.Timeout), waiter)
 	waitChildren(t, zc.Admin(t), root+"/lock", 2)
 
 	expire(t, ps, sub)
@@ -173,20 +174,20 @@ func TestIntegration_MutexLossSignalledBeforeNextHolder(t *testing.T) {
 	assert.ErrorIs(t, holder.Err(), zklock.ErrLockLost)
 	assert.ErrorIs(t, holder.Err(), zklock.ErrSessionExpired)
 	assert.ErrorIs(t, context.Cause(holder.Context()), zklock.ErrLockLost, "the hold's context ends with it")
-	assert.ErrorIs(t, holder.Unlock(bounded(t, zktest.Timeout)), zklock.ErrNotLocked)
-	require.NoError(t, waiter.Unlock(bounded(t, zktest.Timeout)))
+	assert.ErrorIs(t, holder.Unlock(bounded(t, zktesting.Timeout)), zklock.ErrNotLocked)
+	require.NoError(t, waiter.Unlock(bounded(t, zktesting.Timeout)))
 	// The healed Session locks again, in a new ZooKeeper session.
-	require.NoError(t, holder.Lock(bounded(t, zktest.Timeout)))
-	require.NoError(t, holder.Unlock(bounded(t, zktest.Timeout)))
+	require.NoError(t, holder.Lock(bounded(t, zktesting.Timeout)))
+	require.NoError(t, holder.Unlock(bounded(t, zktesting.Timeout)))
 }
 
 func TestIntegration_MutexSurvivesServerStop(t *testing.T) {
 	integration(t)
-	zc := zktest.Start(t, 3)
+	zc := zktesting.Start(t, 3)
 	root := zc.Root(t)
 	s := connect(t, zc.Servers(), zklock.WithChroot(root), zklock.WithSessionTimeout(10*time.Second))
 	m := zklock.NewMutex(s, "/lock")
-	require.NoError(t, m.Lock(bounded(t, zktest.Timeout)))
+	require.NoError(t, m.Lock(bounded(t, zktesting.Timeout)))
 	sub := s.Subscribe()
 	defer sub.Stop()
 	waitState(t, sub, zklock.StateConnected)
@@ -196,58 +197,58 @@ func TestIntegration_MutexSurvivesServerStop(t *testing.T) {
 	waitState(t, sub, zklock.StateConnected)
 	require.False(t, isClosed(m.Done()), "the hold survives a short outage: %v", m.Err())
 	assert.NoError(t, m.Err())
-	require.NoError(t, m.Unlock(bounded(t, zktest.Timeout)))
+	require.NoError(t, m.Unlock(bounded(t, zktesting.Timeout)))
 }
 
 func TestIntegration_MutexNodeDeletedByOperator(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	m := zklock.NewMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/lock")
 	// A first hold's node is watched once it is granted; a lone Mutex's
 	// next holds have the watch set along with the create.
 	for i := range 3 {
-		require.NoError(t, m.Lock(bounded(t, zktest.Timeout)))
+		require.NoError(t, m.Lock(bounded(t, zktesting.Timeout)))
 		if i == 1 {
-			require.NoError(t, m.Unlock(bounded(t, zktest.Timeout)))
+			require.NoError(t, m.Unlock(bounded(t, zktesting.Timeout)))
 			continue
 		}
 		zc.DeleteNode(t, root+m.Key())
 		await(t, m.Done(), "the hold to end")
 		assert.ErrorIs(t, m.Err(), zklock.ErrLockLost)
 		assert.ErrorIs(t, m.Err(), zklock.ErrNodeDeleted)
-		assert.ErrorIs(t, m.Unlock(bounded(t, zktest.Timeout)), zklock.ErrNodeDeleted)
+		assert.ErrorIs(t, m.Unlock(bounded(t, zktesting.Timeout)), zklock.ErrNodeDeleted)
 	}
 }
 
 func TestIntegration_MutexCreateReplyLost(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	cut := zktest.NewCutter()
 	s := connect(t, zc.Servers(), zklock.WithChroot(root), zklock.WithDialer(cut.Dial), zklock.WithSessionTimeout(6*time.Second))
 	m := zklock.NewMutex(s, "/lock")
 	// Create the directory first so the cut hits the lock node's create.
-	require.NoError(t, s.Create(bounded(t, zktest.Timeout), "/lock", nil, 0))
+	require.NoError(t, s.Create(bounded(t, zktesting.Timeout), "/lock", nil, 0))
 
 	cut.DropReply("-lock-")
-	require.NoError(t, m.Lock(bounded(t, zktest.Timeout)))
+	require.NoError(t, m.Lock(bounded(t, zktesting.Timeout)))
 	require.True(t, isClosed(cut.Fired()), "the create's reply was dropped")
 	kids := children(t, zc.Admin(t), root+"/lock")
 	require.Len(t, kids, 1, "exactly one node: the create landed once and was found again")
 	assert.Equal(t, "/lock/"+kids[0], m.Key())
-	require.NoError(t, m.Unlock(bounded(t, zktest.Timeout)))
+	require.NoError(t, m.Unlock(bounded(t, zktesting.Timeout)))
 	assert.Empty(t, children(t, zc.Admin(t), root+"/lock"))
-	require.NoError(t, s.Delete(bounded(t, zktest.Timeout), "/lock", -1))
+	require.NoError(t, s.Delete(bounded(t, zktesting.Timeout), "/lock", -1))
 }
 
 func TestIntegration_MutexForeignChildren(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	admin := zc.Admin(t)
 	s := connect(t, zc.Servers(), zklock.WithChroot(root))
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 	require.NoError(t, s.Create(ctx, "/lock", nil, 0))
 	for _, n := range []string{"config", "readme"} {
 		require.NoError(t, s.Create(ctx, "/lock/"+n, []byte(n), 0))
@@ -273,10 +274,10 @@ func TestIntegration_MutexForeignChildren(t *testing.T) {
 
 func TestIntegration_MutexMisuse(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	s := connect(t, zc.Servers(), zklock.WithChroot(root))
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 	m := zklock.NewMutex(s, "/lock")
 
 	assert.ErrorIs(t, m.Unlock(ctx), zklock.ErrNotLocked, "Unlock without Lock")
@@ -310,10 +311,10 @@ func TestIntegration_MutexMisuse(t *testing.T) {
 
 func TestIntegration_MutexGuardFencesWrites(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	s := connect(t, zc.Servers(), zklock.WithChroot(root))
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 	require.NoError(t, s.Create(ctx, "/resource", []byte("0"), 0))
 	m := zklock.NewMutex(s, "/lock")
 	require.NoError(t, m.Lock(ctx))
@@ -333,15 +334,15 @@ func TestIntegration_MutexGuardFencesWrites(t *testing.T) {
 
 func TestIntegration_MutexUnlockWhileDisconnected(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	ps := zc.NewProxies(t)
 	s := connect(t, ps.Addrs(), zklock.WithChroot(root), zklock.WithSessionTimeout(20*time.Second))
 	m := zklock.NewMutex(s, "/lock")
 	other := zklock.NewMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/lock")
-	require.NoError(t, m.Lock(bounded(t, zktest.Timeout)))
+	require.NoError(t, m.Lock(bounded(t, zktesting.Timeout)))
 	sid := s.SessionID()
-	ores := lockAsync(bounded(t, zktest.Timeout), other)
+	ores := lockAsync(bounded(t, zktesting.Timeout), other)
 	waitChildren(t, zc.Admin(t), root+"/lock", 2)
 
 	ps.Blackhole()
@@ -354,23 +355,23 @@ func TestIntegration_MutexUnlockWhileDisconnected(t *testing.T) {
 	ps.Heal()
 	require.NoError(t, await(t, ores, "the other Lock after the cleaner deleted our node").err)
 	assert.Equal(t, sid, s.SessionID(), "same ZooKeeper session: the cleaner, not expiry, removed the node")
-	require.NoError(t, other.Unlock(bounded(t, zktest.Timeout)))
+	require.NoError(t, other.Unlock(bounded(t, zktesting.Timeout)))
 }
 
 func TestIntegration_MutexWaitsAcrossExpiry(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	ps := zc.NewProxies(t)
 	holder := zklock.NewMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/lock")
 	ws := connect(t, ps.Addrs(), zklock.WithChroot(root), zklock.WithSessionTimeout(2*time.Second))
 	waiter := zklock.NewMutex(ws, "/lock")
-	require.NoError(t, holder.Lock(bounded(t, zktest.Timeout)))
+	require.NoError(t, holder.Lock(bounded(t, zktesting.Timeout)))
 	sub := ws.Subscribe()
 	defer sub.Stop()
 	first := waitState(t, sub, zklock.StateConnected)
 
-	wres := lockAsync(bounded(t, zktest.Timeout), waiter)
+	wres := lockAsync(bounded(t, zktesting.Timeout), waiter)
 	waitChildren(t, zc.Admin(t), root+"/lock", 2)
 	expire(t, ps, sub)
 	next := waitState(t, sub, zklock.StateConnected)
@@ -379,18 +380,18 @@ func TestIntegration_MutexWaitsAcrossExpiry(t *testing.T) {
 	// the old session, a new one takes its place.
 	waitChildren(t, zc.Admin(t), root+"/lock", 2)
 	stillBlocked(t, wres, "the waiter's Lock, while the lock is held")
-	require.NoError(t, holder.Unlock(bounded(t, zktest.Timeout)))
+	require.NoError(t, holder.Unlock(bounded(t, zktesting.Timeout)))
 	require.NoError(t, await(t, wres, "the waiter's Lock").err)
-	require.NoError(t, waiter.Unlock(bounded(t, zktest.Timeout)))
+	require.NoError(t, waiter.Unlock(bounded(t, zktesting.Timeout)))
 }
 
 func TestIntegration_MutexTokensIncreaseAcrossRecreateAndLeaderChange(t *testing.T) {
 	integration(t)
-	zc := zktest.Start(t, 3)
+	zc := zktesting.Start(t, 3)
 	root := zc.Root(t)
-	local := zc.Local(t)
+	zc.RequireControl(t)
 	admin := zc.Admin(t)
-	ctx := bounded(t, 3*zktest.Timeout)
+	ctx := bounded(t, 3*zktesting.Timeout)
 	const holders = 100
 	var last int64
 	for i := range holders {
@@ -406,7 +407,7 @@ func TestIntegration_MutexTokensIncreaseAcrossRecreateAndLeaderChange(t *testing
 			// A ZooKeeper leader change: stop the leader, wait for a new one.
 			leader := -1
 			for j := range zc.Len() {
-				if mode, err := local.Mode(ctx, j); err == nil && mode == "leader" {
+				if mode, err := zc.Mode(ctx, j); err == nil && mode == "leader" {
 					leader = j
 				}
 			}

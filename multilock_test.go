@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zklock/zklock"
-	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 // Two MultiLocks over overlapping paths, given in opposite orders, loop
@@ -18,10 +18,10 @@ import (
 // member path.
 func TestIntegration_MultiLockNeverDeadlocksNorOverlaps(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	admin := zc.Admin(t)
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 	var holders [3]atomic.Int32 // per path /a /b /c
 	var overlaps atomic.Int32
 	enter := func(idx ...int) {
@@ -82,10 +82,10 @@ func TestIntegration_MultiLockNeverDeadlocksNorOverlaps(t *testing.T) {
 // path.
 func TestIntegration_MultiLockAllOrNone(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	admin := zc.Admin(t)
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 	s := connect(t, zc.Servers(), zklock.WithChroot(root))
 	other := zklock.NewMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/y")
 	require.NoError(t, other.Lock(ctx))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/zklock/zklock"
 	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 // ZooKeeper request opcodes.
@@ -37,7 +38,7 @@ func newNodeRig(t *testing.T) *nodeRig {
 	if testing.Short() {
 		t.Skip("integration test; needs ZooKeeper")
 	}
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	r := &nodeRig{cut: zktest.NewCutter(), root: zc.Root(t), admin: zc.Admin(t)}
 	r.s = connect(t, twice(zc.Servers()), zklock.WithChroot(r.root), zklock.WithDialer(r.cut.Dial))
 	return r
@@ -113,7 +114,7 @@ func TestIntegration_NodeDeleteReplyLost(t *testing.T) {
 			other: r.set("/p", "theirs"), wantErr: zk.ErrBadVersion, wantData: "theirs"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := bounded(t, zktest.Timeout)
+			ctx := bounded(t, zktesting.Timeout)
 			r.node(t, "/p", "ours")
 			r.cut.Arm(opDelete, r.root+"/p", tc.dropReq, tc.other)
 			err := r.s.Delete(ctx, "/p", tc.version)
@@ -162,7 +163,7 @@ func TestIntegration_NodeSetReplyLost(t *testing.T) {
 			wantData: "ours", wantVersion: 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := bounded(t, zktest.Timeout)
+			ctx := bounded(t, zktesting.Timeout)
 			r.node(t, "/p", "initial")
 			r.cut.Arm(opSetData, r.root+"/p", tc.dropReq, tc.other)
 			st, err := r.s.Set(ctx, "/p", []byte("ours"), tc.version)
@@ -212,7 +213,7 @@ func TestIntegration_NodeCreateReplyLost(t *testing.T) {
 			other: r.create("/p", "theirs", zk.FlagEphemeral), wantErrs: []error{zk.ErrNodeExists}, wantData: "theirs"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := bounded(t, zktest.Timeout)
+			ctx := bounded(t, zktesting.Timeout)
 			r.node(t, "/p", "")
 			r.cut.Arm(opCreate, r.root+"/p", tc.dropReq, tc.other)
 			err := r.s.Create(ctx, "/p", []byte("ours"), tc.flags)
@@ -238,7 +239,7 @@ func TestIntegration_NodeCreateReplyLost(t *testing.T) {
 // A multi whose reply is lost reports that its outcome is unknown.
 func TestIntegration_NodeMultiReplyLost(t *testing.T) {
 	r := newNodeRig(t)
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 	r.node(t, "/p", "")
 	r.cut.Arm(opMulti, r.root+"/p", false, nil)
 	_, err := r.s.Multi(ctx, &zk.CreateRequest{Path: "/p", Data: []byte("ours")})
@@ -275,7 +276,7 @@ func TestIntegration_NodeWriteCtxEndsReplyLost(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(bounded(t, zktest.Timeout))
+			ctx, cancel := context.WithCancel(bounded(t, zktesting.Timeout))
 			defer cancel()
 			r.node(t, "/p", tc.setup)
 			r.cut.Arm(tc.op, r.root+"/p", false, func() error { cancel(); return nil })
@@ -291,7 +292,7 @@ func TestIntegration_NodeWriteCtxEndsReplyLost(t *testing.T) {
 // that its outcome is unknown: reads in another session could overtake it.
 func TestIntegration_NodeWriteSessionEndsReplyLost(t *testing.T) {
 	r := newNodeRig(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	for _, tc := range []struct {
 		name  string
 		op    int32
@@ -310,7 +311,7 @@ func TestIntegration_NodeWriteSessionEndsReplyLost(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := bounded(t, zktest.Timeout)
+			ctx := bounded(t, zktesting.Timeout)
 			cut := zktest.NewCutter()
 			s := connect(t, twice(zc.Servers()), zklock.WithChroot(r.root), zklock.WithDialer(cut.Dial))
 			r.node(t, "/p", tc.setup)
@@ -341,11 +342,11 @@ func TestIntegration_NodeWriteSessionEndsReplyLost(t *testing.T) {
 // and under a chroot it lands below the chroot, not beside it.
 func TestIntegration_MultiSequentialCreate(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	admin := zc.Admin(t)
 	s := connect(t, zc.Servers(), zklock.WithChroot(root))
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 	require.NoError(t, s.Create(ctx, "/q", nil, 0))
 	res, err := s.Multi(ctx,
 		&zk.CreateRequest{Path: "/q/", Flags: zk.FlagSequence},

@@ -15,6 +15,7 @@ import (
 	"github.com/zklock/zklock"
 	"github.com/zklock/zklock/internal/interop"
 	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 // rwPeer drives a foreign read-write lock on one path through a peer's
@@ -29,7 +30,7 @@ type rwPeer struct {
 // side; it returns the name of the peer's node.
 func (rp rwPeer) take(t *testing.T, cmd string) string {
 	t.Helper()
-	l, err := rp.p.Do(bounded(t, zktest.Timeout), cmd+" "+rp.path, cmd+"ed "+rp.path)
+	l, err := rp.p.Do(bounded(t, zktesting.Timeout), cmd+" "+rp.path, cmd+"ed "+rp.path)
 	require.NoError(t, err)
 	return nodeName(t, l)
 }
@@ -39,7 +40,7 @@ func (rp rwPeer) take(t *testing.T, cmd string) string {
 func (rp rwPeer) takeAsync(t *testing.T, cmd string, node *string) <-chan result {
 	t.Helper()
 	require.NoError(t, rp.p.Send(cmd+" "+rp.path))
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 	return async(func() error {
 		l, err := rp.p.Expect(ctx, cmd+"ed "+rp.path)
 		if err == nil {
@@ -54,7 +55,7 @@ func (rp rwPeer) takeAsync(t *testing.T, cmd string, node *string) <-chan result
 // and waits for the peer to confirm it.
 func (rp rwPeer) release(t *testing.T, cmd string) {
 	t.Helper()
-	_, err := rp.p.Do(bounded(t, zktest.Timeout), strings.Replace(cmd, "lock", "unlock", 1)+" "+rp.path,
+	_, err := rp.p.Do(bounded(t, zktesting.Timeout), strings.Replace(cmd, "lock", "unlock", 1)+" "+rp.path,
 		strings.Replace(cmd, "lock", "unlocked", 1)+" "+rp.path)
 	require.NoError(t, err)
 }
@@ -102,7 +103,7 @@ func newKid(t *testing.T, old, kids []string) string {
 // wait for, and every release by the waiter getting the lock only after it.
 func TestIntegration_RWMutexInterop(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	addr := zc.Direct()[0]
 	work := t.TempDir()
 	for _, tc := range []struct {
@@ -132,7 +133,7 @@ func TestIntegration_RWMutexInterop(t *testing.T) {
 				return zklock.NewRWMutex(s, p), func(w string) bool { return w == id }
 			}
 			peerWatch := func(id string) bool { return !ours[id] }
-			ctx := bounded(t, 4*zktest.Timeout)
+			ctx := bounded(t, 4*zktesting.Timeout)
 			zkRead := func(rw *zklock.RWMutex) string {
 				t.Helper()
 				n := path.Base(rw.Reader().Key())

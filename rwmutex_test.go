@@ -11,12 +11,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zklock/zklock"
-	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 // rwRig returns a new RWMutex on its own Session at /rw, each call.
 func rwRig(t *testing.T) (root string, newRW func() *zklock.RWMutex) {
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root = zc.Root(t)
 	return root, func() *zklock.RWMutex {
 		return zklock.NewRWMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/rw")
@@ -28,8 +28,8 @@ func rwRig(t *testing.T) (root string, newRW func() *zklock.RWMutex) {
 func TestIntegration_RWMutexSharesReadsAndQueuesFairly(t *testing.T) {
 	integration(t)
 	root, newRW := rwRig(t)
-	admin := zktest.Shared(t).Admin(t)
-	ctx := bounded(t, zktest.Timeout)
+	admin := zktesting.Shared(t).Admin(t)
+	ctx := bounded(t, zktesting.Timeout)
 
 	r1, r2, w, r3 := newRW(), newRW(), newRW(), newRW()
 	require.NoError(t, r1.RLock(ctx))
@@ -59,10 +59,10 @@ func TestIntegration_RWMutexSharesReadsAndQueuesFairly(t *testing.T) {
 // A Mutex on the same path is a writer.
 func TestIntegration_RWMutexAndMutexShareAPath(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	admin := zc.Admin(t)
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 	m := zklock.NewMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/rw")
 	rw := zklock.NewRWMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/rw")
 	require.NoError(t, m.Lock(ctx))
@@ -81,8 +81,8 @@ func TestIntegration_RWMutexAndMutexShareAPath(t *testing.T) {
 func TestIntegration_RWMutexConcurrencyLimits(t *testing.T) {
 	integration(t)
 	root, newRW := rwRig(t)
-	admin := zktest.Shared(t).Admin(t)
-	ctx := bounded(t, zktest.Timeout)
+	admin := zktesting.Shared(t).Admin(t)
+	ctx := bounded(t, zktesting.Timeout)
 	var readers, writers, violations atomic.Int32
 	const clients, rounds = 6, 5
 	done := make([]<-chan result, clients)
@@ -130,8 +130,8 @@ func TestIntegration_RWMutexConcurrencyLimits(t *testing.T) {
 func TestIntegration_RWMutexMisuseAndCancel(t *testing.T) {
 	integration(t)
 	root, newRW := rwRig(t)
-	admin := zktest.Shared(t).Admin(t)
-	ctx := bounded(t, zktest.Timeout)
+	admin := zktesting.Shared(t).Admin(t)
+	ctx := bounded(t, zktesting.Timeout)
 	rw := newRW()
 	require.NoError(t, rw.RLock(ctx))
 	err := rw.Lock(ctx)
@@ -157,7 +157,7 @@ func TestIntegration_RWMutexMisuseAndCancel(t *testing.T) {
 // A reader whose session is lost learns it before a writer is granted.
 func TestIntegration_RWMutexLossSignalledBeforeNextWriter(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	ps := zc.NewProxies(t)
 	rs := connect(t, ps.Addrs(), zklock.WithChroot(root), zklock.WithSessionTimeout(2*time.Second))
@@ -165,14 +165,14 @@ func TestIntegration_RWMutexLossSignalledBeforeNextWriter(t *testing.T) {
 	defer sub.Stop()
 	reader := zklock.NewRWMutex(rs, "/rw")
 	writer := zklock.NewRWMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/rw")
-	require.NoError(t, reader.RLock(bounded(t, zktest.Timeout)))
+	require.NoError(t, reader.RLock(bounded(t, zktesting.Timeout)))
 	lost := make(chan time.Time, 1)
 	done := reader.Reader().Done()
 	go func() {
 		<-done
 		lost <- time.Now()
 	}()
-	wres := async(func() error { return writer.Lock(bounded(t, zktest.Timeout)) })
+	wres := async(func() error { return writer.Lock(bounded(t, zktesting.Timeout)) })
 	waitChildren(t, zc.Admin(t), root+"/rw", 2)
 	expire(t, ps, sub)
 	lostAt := await(t, lost, "the reader's loss signal")
@@ -180,5 +180,5 @@ func TestIntegration_RWMutexLossSignalledBeforeNextWriter(t *testing.T) {
 	require.NoError(t, r.err)
 	assert.True(t, lostAt.Before(r.at), "the reader learns of the loss before the writer is granted")
 	assert.ErrorIs(t, reader.Reader().Err(), zklock.ErrLockLost)
-	require.NoError(t, writer.Unlock(bounded(t, zktest.Timeout)))
+	require.NoError(t, writer.Unlock(bounded(t, zktesting.Timeout)))
 }

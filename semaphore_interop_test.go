@@ -19,7 +19,7 @@ import (
 
 	"github.com/zklock/zklock"
 	"github.com/zklock/zklock/internal/interop"
-	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 // Node names on a semaphore's path: zklock's and Curator's
@@ -42,7 +42,7 @@ type semHold struct {
 // release returns the lease, failing the test if that fails.
 func (h *semHold) release(t *testing.T) {
 	t.Helper()
-	require.NoError(t, h.ret(bounded(t, zktest.Timeout)), "%s returns its lease %s", h.lib, h.node)
+	require.NoError(t, h.ret(bounded(t, zktesting.Timeout)), "%s returns its lease %s", h.lib, h.node)
 }
 
 // semAcquirer takes leases of one library on one semaphore path.
@@ -54,7 +54,7 @@ type semAcquirer struct {
 // take waits until it holds a lease.
 func (a semAcquirer) take(t *testing.T) *semHold {
 	t.Helper()
-	h, err := a.acquire(bounded(t, zktest.Timeout))
+	h, err := a.acquire(bounded(t, zktesting.Timeout))
 	require.NoError(t, err, "%s acquire", a.lib)
 	return h
 }
@@ -62,7 +62,7 @@ func (a semAcquirer) take(t *testing.T) *semHold {
 // takeAsync starts waiting for a lease and returns at once; the channel
 // receives the outcome once the lease is held, and then *h is the hold.
 func (a semAcquirer) takeAsync(t *testing.T, h **semHold) <-chan result {
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 	return async(func() error {
 		var err error
 		// Written before async's send, so the receiver sees it.
@@ -74,7 +74,7 @@ func (a semAcquirer) takeAsync(t *testing.T, h **semHold) <-chan result {
 // semRig builds acquirers on semaphores of n leases under root; zklock's
 // Sessions are chrooted there, Curator peers see a path rel at root+rel.
 type semRig struct {
-	zc    *zktest.Cluster
+	zc    *zktesting.Cluster
 	root  string
 	admin *zk.Conn
 	n     int
@@ -136,7 +136,7 @@ func (r semRig) curator(p *interop.Peer, rel string) semAcquirer {
 // lease it gets is returned at once, so only the error tells.
 func (r semRig) tryAcquire(t *testing.T, rel string) error {
 	t.Helper()
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 	l, err := r.semaphore(t, rel).TryAcquire(ctx)
 	if err == nil {
 		require.NoError(t, l.Release(ctx))
@@ -156,7 +156,7 @@ func leaseSeq(a, b string) int { return strings.Compare(seqOf(a), seqOf(b)) }
 // Nodes are named alike, and nothing is left behind.
 func TestIntegration_SemaphoreInterop(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	work := t.TempDir()
 	const n = 2
 	rig := semRig{zc: zc, root: zc.Root(t), admin: zc.Admin(t), n: n}
@@ -294,7 +294,7 @@ func TestIntegration_SemaphoreInterop(t *testing.T) {
 		a := rig.curator(pa, rel).take(t)
 		b := rig.zklock(t, rel).take(t)
 
-		cctx, cancel := context.WithCancel(bounded(t, zktest.Timeout))
+		cctx, cancel := context.WithCancel(bounded(t, zktesting.Timeout))
 		defer cancel()
 		sem := rig.semaphore(t, rel)
 		zres := async(func() error {
@@ -341,7 +341,7 @@ func TestIntegration_SemaphoreInterop(t *testing.T) {
 		hs := connect(t, ps.Addrs(), zklock.WithChroot(rig.root), zklock.WithSessionTimeout(2*time.Second))
 		sub := hs.Subscribe()
 		defer sub.Stop()
-		l, err := zklock.NewSemaphore(hs, rel, n).Acquire(bounded(t, zktest.Timeout))
+		l, err := zklock.NewSemaphore(hs, rel, n).Acquire(bounded(t, zktesting.Timeout))
 		require.NoError(t, err)
 		b := rig.curator(pa, rel).take(t)
 
@@ -470,7 +470,7 @@ func TestIntegration_SemaphoreInterop(t *testing.T) {
 			return nil
 		}
 
-		ctx := bounded(t, 4*zktest.Timeout)
+		ctx := bounded(t, 4*zktesting.Timeout)
 		done := make([]<-chan result, len(actors))
 		for i, a := range actors {
 			done[i] = async(func() error {
@@ -524,7 +524,7 @@ func TestIntegration_SemaphoreInterop(t *testing.T) {
 // are held.
 func TestIntegration_SemaphoreInteropWaiterExpiry(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	work := t.TempDir()
 	const n, rel = 2, "/sem"
 	rig := semRig{zc: zc, root: zc.Root(t), admin: zc.Admin(t), n: n}
@@ -539,7 +539,7 @@ func TestIntegration_SemaphoreInteropWaiterExpiry(t *testing.T) {
 	sub := ws.Subscribe()
 	defer sub.Stop()
 	var wl *zklock.Lease
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 	wres := async(func() error {
 		var err error
 		wl, err = zklock.NewSemaphore(ws, rel, n).Acquire(ctx)

@@ -10,17 +10,17 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zklock/zklock"
-	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 // Never more than n leases at once, under a loop of many sessions; every
 // lease released leaves nothing behind.
 func TestIntegration_SemaphoreLimit(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	admin := zc.Admin(t)
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 	const n, clients, rounds = 3, 7, 6
 	var inside, most, violations atomic.Int32
 	done := make([]<-chan result, clients)
@@ -67,11 +67,11 @@ func TestIntegration_SemaphoreLimit(t *testing.T) {
 // lease is signalled to its holder before its place is given away.
 func TestIntegration_SemaphoreLeases(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	admin := zc.Admin(t)
 	ps := zc.NewProxies(t)
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 	hs := connect(t, ps.Addrs(), zklock.WithChroot(root), zklock.WithSessionTimeout(2*time.Second))
 	sub := hs.Subscribe()
 	defer sub.Stop()

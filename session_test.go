@@ -11,33 +11,33 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zklock/zklock"
-	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 func TestIntegration_ConnectStandalone(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	s := connect(t, zc.Servers(), zklock.WithChroot(root), zklock.WithSessionTimeout(4*time.Second))
 	assert.Equal(t, zklock.StateConnected, s.State())
 	assert.NotZero(t, s.SessionID())
 	assert.Equal(t, 4*time.Second, s.NegotiatedTimeout())
-	require.NoError(t, s.Create(bounded(t, zktest.Timeout), "/node", []byte("x"), zk.FlagEphemeral))
+	require.NoError(t, s.Create(bounded(t, zktesting.Timeout), "/node", []byte("x"), zk.FlagEphemeral))
 	assert.True(t, exists(t, zc.Admin(t), root+"/node"), "the chroot prefixes every path")
-	data, _, err := s.Get(bounded(t, zktest.Timeout), "/node")
+	data, _, err := s.Get(bounded(t, zktesting.Timeout), "/node")
 	require.NoError(t, err)
 	assert.Equal(t, "x", string(data))
 }
 
 func TestIntegration_ConnectEnsembleSurvivesServerStop(t *testing.T) {
 	integration(t)
-	zc := zktest.Start(t, 3)
+	zc := zktesting.Start(t, 3)
 	root := zc.Root(t)
 	s := connect(t, zc.Servers(), zklock.WithChroot(root), zklock.WithSessionTimeout(10*time.Second))
 	sub := s.Subscribe()
 	defer sub.Stop()
 	first := waitState(t, sub, zklock.StateConnected)
-	require.NoError(t, s.Create(bounded(t, zktest.Timeout), "/eph", nil, zk.FlagEphemeral))
+	require.NoError(t, s.Create(bounded(t, zktesting.Timeout), "/eph", nil, zk.FlagEphemeral))
 
 	i := zc.Index(s.Server())
 	require.GreaterOrEqual(t, i, 0, "server %s is one of the ensemble", s.Server())
@@ -49,19 +49,19 @@ func TestIntegration_ConnectEnsembleSurvivesServerStop(t *testing.T) {
 	assert.Equal(t, first.Generation, again.Generation)
 	assert.NotEqual(t, i, zc.Index(s.Server()))
 	assert.True(t, exists(t, zc.Admin(t), root+"/eph"), "the session's ephemeral node survives")
-	require.NoError(t, s.Delete(bounded(t, zktest.Timeout), "/eph", -1))
+	require.NoError(t, s.Delete(bounded(t, zktesting.Timeout), "/eph", -1))
 }
 
 func TestIntegration_ExpiryOpensNewSession(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	ps := zc.NewProxies(t)
 	s := connect(t, ps.Addrs(), zklock.WithChroot(root), zklock.WithSessionTimeout(2*time.Second))
 	sub := s.Subscribe()
 	defer sub.Stop()
 	first := waitState(t, sub, zklock.StateConnected)
-	require.NoError(t, s.Create(bounded(t, zktest.Timeout), "/eph", nil, zk.FlagEphemeral))
+	require.NoError(t, s.Create(bounded(t, zktesting.Timeout), "/eph", nil, zk.FlagEphemeral))
 
 	expired := expire(t, ps, sub)
 	assert.ErrorIs(t, expired.Err, zklock.ErrSessionExpired)
@@ -74,13 +74,13 @@ func TestIntegration_ExpiryOpensNewSession(t *testing.T) {
 	waitGone(t, zc.Admin(t), root+"/eph")
 
 	// The healed Session works.
-	require.NoError(t, s.Create(bounded(t, zktest.Timeout), "/eph2", nil, zk.FlagEphemeral))
-	require.NoError(t, s.Delete(bounded(t, zktest.Timeout), "/eph2", -1))
+	require.NoError(t, s.Create(bounded(t, zktesting.Timeout), "/eph2", nil, zk.FlagEphemeral))
+	require.NoError(t, s.Delete(bounded(t, zktesting.Timeout), "/eph2", -1))
 }
 
 func TestIntegration_RetryAcrossCut(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	ps := zc.NewProxies(t)
 	s := connect(t, ps.Addrs(), zklock.WithChroot(root), zklock.WithSessionTimeout(8*time.Second))
@@ -93,7 +93,7 @@ func TestIntegration_RetryAcrossCut(t *testing.T) {
 	ps.Cut()
 	heal := time.AfterFunc(2*time.Second, ps.Heal)
 	defer heal.Stop()
-	err := s.Create(bounded(t, zktest.Timeout), "/across-cut", []byte("v"), 0)
+	err := s.Create(bounded(t, zktesting.Timeout), "/across-cut", []byte("v"), 0)
 	require.NoError(t, err, "the create is retried until the connection is back")
 
 	waitState(t, sub, zklock.StateSuspended)
@@ -102,18 +102,18 @@ func TestIntegration_RetryAcrossCut(t *testing.T) {
 	data, _, err := zc.Admin(t).Get(root + "/across-cut")
 	require.NoError(t, err)
 	assert.Equal(t, "v", string(data))
-	require.NoError(t, s.Delete(bounded(t, zktest.Timeout), "/across-cut", -1))
+	require.NoError(t, s.Delete(bounded(t, zktesting.Timeout), "/across-cut", -1))
 }
 
 func TestIntegration_CloseRemovesEphemerals(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
-	s, err := zklock.Connect(bounded(t, zktest.Timeout), zc.Servers(), zklock.WithChroot(root))
+	s, err := zklock.Connect(bounded(t, zktesting.Timeout), zc.Servers(), zklock.WithChroot(root))
 	require.NoError(t, err)
 	sub := s.Subscribe()
 	defer sub.Stop()
-	require.NoError(t, s.Create(bounded(t, zktest.Timeout), "/eph", nil, zk.FlagEphemeral))
+	require.NoError(t, s.Create(bounded(t, zktesting.Timeout), "/eph", nil, zk.FlagEphemeral))
 
 	require.NoError(t, s.Close())
 	assert.False(t, exists(t, zc.Admin(t), root+"/eph"), "gone as soon as Close returns")
@@ -123,13 +123,13 @@ func TestIntegration_CloseRemovesEphemerals(t *testing.T) {
 	assert.ErrorIs(t, closed.Err, zklock.ErrSessionClosed)
 	_, err = sub.Next(bounded(t, time.Second))
 	assert.ErrorIs(t, err, zklock.ErrSessionClosed)
-	_, _, err = s.Get(bounded(t, zktest.Timeout), "/")
+	_, _, err = s.Get(bounded(t, zktesting.Timeout), "/")
 	assert.ErrorIs(t, err, zklock.ErrSessionClosed)
 }
 
 func TestIntegration_NegotiatedTimeout(t *testing.T) {
 	integration(t)
-	zc := zktest.Start(t, 1, zktest.WithMaxSessionTimeout(2*time.Second))
+	zc := zktesting.Start(t, 1, zktesting.WithMaxSessionTimeout(2*time.Second))
 	before := time.Now()
 	s := connect(t, zc.Servers(), zklock.WithSessionTimeout(30*time.Second))
 	const negotiated = 2 * time.Second
@@ -149,11 +149,11 @@ func TestIntegration_NegotiatedTimeout(t *testing.T) {
 
 func TestIntegration_DigestACL(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	owner := connect(t, zc.Servers(), zklock.WithChroot(root),
 		zklock.WithDigestAuth("alice", "secret"), zklock.WithACL(zk.AuthACL(zk.PermAll)...))
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 	require.NoError(t, owner.Create(ctx, "/private", nil, 0))
 	require.NoError(t, owner.Create(ctx, "/private/data", []byte("x"), 0))
 
@@ -163,7 +163,7 @@ func TestIntegration_DigestACL(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			other := connect(t, zc.Servers(), opts...)
-			ctx := bounded(t, zktest.Timeout)
+			ctx := bounded(t, zktesting.Timeout)
 			_, _, err := other.Get(ctx, "/private/data")
 			assert.ErrorIs(t, err, zk.ErrNoAuth, "read refused")
 			assert.ErrorContains(t, err, "/private/data")
@@ -232,10 +232,10 @@ func TestConnectUnreachableHonoursContext(t *testing.T) {
 
 func TestIntegration_NodeOpsRejectInvalidPaths(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	s := connect(t, zc.Servers(), zklock.WithChroot(root))
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 	for _, p := range []string{"", "rel", "/trailing/", "/a//b", "/a/../b"} {
 		_, _, err := s.Get(ctx, p)
 		assert.ErrorIs(t, err, zklock.ErrInvalidPath, "%q", p)

@@ -13,7 +13,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/zklock/zklock"
-	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 // metricsOf collects every data point, keyed by metric name.
@@ -72,7 +72,7 @@ func hasAll(set attribute.Set, want []attribute.KeyValue) bool {
 // lost hold, a Campaign; requests by operation and the cleaner's backlog.
 func TestIntegration_Telemetry(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
@@ -82,7 +82,7 @@ func TestIntegration_Telemetry(t *testing.T) {
 	defer tp.Shutdown(context.Background())
 
 	s := connect(t, zc.Servers(), zklock.WithChroot(root), zklock.WithMeterProvider(mp), zklock.WithTracerProvider(tp))
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 	m := zklock.NewMutex(s, "/lock")
 	require.NoError(t, m.Lock(ctx))
 	token := m.Token()

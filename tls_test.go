@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zklock/zklock"
-	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 // A Session over TLS to ZooKeeper's secure client port locks and unlocks;
@@ -18,19 +18,19 @@ import (
 func TestIntegration_TLS(t *testing.T) {
 	integration(t)
 	dir := t.TempDir()
-	ks, ts, pool := zktest.TLSFiles(t, dir)
-	zc := zktest.Start(t, 1, zktest.WithTLS(ks, ts))
+	ks, ts, pool := zktesting.TLSFiles(t, dir)
+	zc := zktesting.Start(t, 1, zktesting.WithTLS(ks, ts))
 	secure := zc.SecureServers(t)
 	root := zc.Root(t)
 
 	s := connect(t, secure, zklock.WithChroot(root), zklock.WithTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 	m := zklock.NewMutex(s, "/lock")
 	require.NoError(t, m.Lock(ctx))
 	assert.Positive(t, m.Token())
 	require.NoError(t, m.Unlock(ctx))
 
-	_, _, other := zktest.TLSFiles(t, t.TempDir())
+	_, _, other := zktesting.TLSFiles(t, t.TempDir())
 	short, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
 	_, err := zklock.Connect(short, secure, zklock.WithTLS(&tls.Config{RootCAs: other}))

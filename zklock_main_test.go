@@ -13,7 +13,7 @@ var servers []string
 
 // TestMain runs the examples against a test server, which leaves nothing
 // behind under the paths they use; under -short it skips them. Every test
-// finds its own server through zktest.
+// finds its own server through zktesting.
 func TestMain(m *testing.M) {
 	zktest.MainWithExamples(m, &servers, "/examples", "/examples-config")
 }

@@ -23,7 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zklock/zklock"
-	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 func TestParseConnect(t *testing.T) {
@@ -81,7 +81,7 @@ func TestHelpAndVersion(t *testing.T) {
 // chroot applies to every path.
 func TestIntegration_FlagsAnywhere(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	file := filepath.Join(t.TempDir(), "out")
 	p := start(t, "lock", "--servers", zc.Servers()[0]+root, "/job", "--timeout", "20s", "--data", "flags",
@@ -104,7 +104,7 @@ func TestIntegration_FlagsAnywhere(t *testing.T) {
 // missing PATH, 69 for an unresolvable host; one prefix per message.
 func TestIntegration_ExitStatusByCause(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	servers := strings.Join(zc.Servers(), ",")
 	admin := zc.Admin(t)
@@ -183,7 +183,7 @@ func startOut(t *testing.T, args ...string) (*proc, *bufio.Scanner) {
 // --watch streaming each new leader until interrupted.
 func TestIntegration_JSONAndWatch(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	servers := strings.Join(zc.Servers(), ",")
 	ctx := t.Context()
@@ -219,7 +219,7 @@ func TestIntegration_JSONAndWatch(t *testing.T) {
 		select {
 		case l := <-got:
 			return l
-		case <-time.After(zktest.Timeout):
+		case <-time.After(zktesting.Timeout):
 			t.Fatal("no leader line")
 		}
 		return ""
@@ -273,8 +273,8 @@ func TestREADMETellsTheTruth(t *testing.T) {
 // counts count, and writes JSON to standard output with --json -.
 func TestIntegration_BenchForOperators(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 2*zktest.Timeout)
+	zc := zktesting.Shared(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*zktesting.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, "--servers", strings.Join(zc.Direct(), ","),
 		"bench", "--duration", "300ms", "--sessions", "2", "--json", "-")

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 // procStat returns a process's state letter and process group from
@@ -89,7 +89,7 @@ func readPid(t *testing.T, file string) int {
 // and for a catchable signal the lock was released.
 func TestIntegration_NothingOutlivesZklock(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	servers := strings.Join(zc.Servers(), ",")
 	for _, sub := range []string{"lock", "elect"} {
@@ -140,7 +140,7 @@ sleep 600`, escFile, pidFile)
 // releases the lock and exits.
 func TestIntegration_LeftoversStoppedBeforeRelease(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	servers := strings.Join(zc.Servers(), ",")
 	for _, tc := range []struct {
@@ -177,7 +177,7 @@ func TestIntegration_LeftoversStoppedBeforeRelease(t *testing.T) {
 // kills COMMAND's process group, says so, and releases the lock.
 func TestIntegration_GuardianKilled(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	p := start(t, "--servers", strings.Join(zc.Servers(), ","), "lock", root+"/g", "--", "sh", "-c",
@@ -218,7 +218,7 @@ func procParent(pid int) (int, byte, bool) {
 // nohup does, zklock and COMMAND both survive SIGHUP.
 func TestIntegration_NohupKeepsHangupIgnored(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	p := startProg(t, "sh", "-c", `trap '' HUP; exec "$0" "$@"`, binary, "--servers", strings.Join(zc.Servers(), ","),

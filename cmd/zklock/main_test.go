@@ -21,6 +21,7 @@ import (
 
 	"github.com/zklock/zklock"
 	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 var binary string
@@ -95,7 +96,7 @@ func (p *proc) wait(t *testing.T) int {
 	select {
 	case <-p.done:
 		return p.code
-	case <-time.After(zktest.Timeout):
+	case <-time.After(zktesting.Timeout):
 		t.Fatalf("zklock %v did not exit; stderr: %s", p.cmd.Args[1:], p.stderr.String())
 	}
 	return 0
@@ -150,7 +151,7 @@ func integration(t *testing.T) {
 
 func TestIntegration_LockRunsCommandsOneAtATime(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	file := filepath.Join(t.TempDir(), "marks")
 	servers := strings.Join(zc.Servers(), ",")
@@ -178,10 +179,10 @@ func TestIntegration_LockRunsCommandsOneAtATime(t *testing.T) {
 
 func TestIntegration_LockExitStatuses(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	servers := strings.Join(zc.Servers(), ",")
-	ctx, cancel := context.WithTimeout(t.Context(), zktest.Timeout)
+	ctx, cancel := context.WithTimeout(t.Context(), zktesting.Timeout)
 	defer cancel()
 	s, err := zklock.Connect(ctx, zc.Servers())
 	require.NoError(t, err)
@@ -209,7 +210,7 @@ func TestIntegration_LockExitStatuses(t *testing.T) {
 
 func TestIntegration_LockLostStopsCommandFirst(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	ps := zc.NewProxies(t)
 	file := filepath.Join(t.TempDir(), "marks")
@@ -241,7 +242,7 @@ func TestIntegration_LockLostStopsCommandFirst(t *testing.T) {
 
 func TestIntegration_ElectFailsOverWhenLeaderKilled(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	file := filepath.Join(t.TempDir(), "marks")
 	servers := strings.Join(zc.Servers(), ",")
@@ -272,11 +273,11 @@ func TestIntegration_ElectFailsOverWhenLeaderKilled(t *testing.T) {
 }
 
 // poll checks cond on a short tick until it holds, failing the test after
-// zktest.Timeout. It is for state outside ZooKeeper (files, processes) that
+// zktesting.Timeout. It is for state outside ZooKeeper (files, processes) that
 // offers no event to wait on.
 func poll(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.NewTimer(zktest.Timeout)
+	deadline := time.NewTimer(zktesting.Timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
@@ -291,10 +292,10 @@ func poll(t *testing.T, what string, cond func() bool) {
 
 func TestIntegration_HoldersAndLeader(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	servers := strings.Join(zc.Servers(), ",")
-	ctx, cancel := context.WithTimeout(t.Context(), zktest.Timeout)
+	ctx, cancel := context.WithTimeout(t.Context(), zktesting.Timeout)
 	defer cancel()
 	s, err := zklock.Connect(ctx, zc.Servers())
 	require.NoError(t, err)

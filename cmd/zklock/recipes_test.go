@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 // holdersJSON runs "zklock holders --json path".
@@ -60,7 +60,7 @@ func countPrefix(t *testing.T, file, prefix string) int {
 // exclusive --nonblock run while readers hold; holders lists the kinds.
 func TestIntegration_LockSharedReadersTogetherWriterWaits(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	dir := t.TempDir()
 	file, gate := filepath.Join(dir, "marks"), filepath.Join(dir, "gate")
@@ -124,7 +124,7 @@ func TestIntegration_LockSharedReadersTogetherWriterWaits(t *testing.T) {
 // lease's node and token.
 func TestIntegration_LockLimitRunsAtMostN(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	dir := t.TempDir()
 	file, gate := filepath.Join(dir, "marks"), filepath.Join(dir, "gate")
@@ -181,7 +181,7 @@ func TestIntegration_LockLimitRunsAtMostN(t *testing.T) {
 // read lock whose node an operator deletes, stop COMMAND and exit 76.
 func TestIntegration_LockRecipesLost(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "marks")
@@ -219,7 +219,7 @@ func TestIntegration_LockRecipesLost(t *testing.T) {
 // for a lease exits 128+N on a signal and leaves no node behind.
 func TestIntegration_LockLimitInterruptedWhileWaiting(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	dir := t.TempDir()
 	file, gate := filepath.Join(dir, "marks"), filepath.Join(dir, "gate")

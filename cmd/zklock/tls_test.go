@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 // TestIntegration_TLSFlags: --tls-ca (or $ZKLOCK_TLS_CA) connects to the
@@ -17,8 +17,8 @@ import (
 func TestIntegration_TLSFlags(t *testing.T) {
 	integration(t)
 	dir := t.TempDir()
-	ks, ca, _ := zktest.TLSFiles(t, dir)
-	zc := zktest.Start(t, 1, zktest.WithTLS(ks, ca))
+	ks, ca, _ := zktesting.TLSFiles(t, dir)
+	zc := zktesting.Start(t, 1, zktesting.WithTLS(ks, ca))
 	secure := zc.SecureServers(t)[0]
 	root := zc.Root(t)
 	file := filepath.Join(t.TempDir(), "ran")
@@ -33,7 +33,7 @@ func TestIntegration_TLSFlags(t *testing.T) {
 	assert.Equal(t, exitUsage, p.wait(t))
 	assert.Contains(t, p.stderr.String(), "no PEM certificate")
 
-	_, other, _ := zktest.TLSFiles(t, t.TempDir())
+	_, other, _ := zktesting.TLSFiles(t, t.TempDir())
 	p = start(t, "--tls-ca", other, "--servers", secure, "--session-timeout", "4s", "holders", "/tls")
 	assert.Equal(t, exitUnavailable, p.wait(t), "an untrusted server is not reached")
 	assert.Contains(t, p.stderr.String(), "certificate")

@@ -36,6 +36,7 @@ import (
 
 	"github.com/zklock/zklock"
 	"github.com/zklock/zklock/examples/internal/demo"
+	"github.com/zklock/zklock/zktesting"
 )
 
 // config is what the flags set.
@@ -95,7 +96,7 @@ const workStep = 50 * time.Millisecond
 type worker struct {
 	id   int
 	name string
-	net  *demo.Network
+	net  *zktesting.Proxies
 	sess *zklock.Session
 	m    *zklock.Mutex
 
@@ -206,7 +207,7 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 	defer cancel()
 	for i := range cfg.workers {
 		w := &worker{id: i + 1, name: fmt.Sprintf("worker-%d", i+1)}
-		if w.net, err = demo.NewNetwork(servers); err != nil {
+		if w.net, err = zktesting.OpenProxies(servers); err != nil {
 			return err
 		}
 		d.workers = append(d.workers, w)

@@ -37,6 +37,7 @@ import (
 
 	"github.com/zklock/zklock"
 	"github.com/zklock/zklock/examples/internal/demo"
+	"github.com/zklock/zklock/zktesting"
 )
 
 // Kill modes.
@@ -90,7 +91,7 @@ func (c config) validate() error {
 type candidate struct {
 	id   int
 	name string
-	net  *demo.Network
+	net  *zktesting.Proxies
 }
 
 // incarnation is a candidate's current Session and Election; a restart
@@ -179,7 +180,7 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 
 	for i := range candidates {
 		c := &candidate{id: i + 1, name: fmt.Sprintf("candidate-%d", i+1)}
-		if c.net, err = demo.NewNetwork(servers); err != nil {
+		if c.net, err = zktesting.OpenProxies(servers); err != nil {
 			return err
 		}
 		d.cands = append(d.cands, c)

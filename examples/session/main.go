@@ -19,7 +19,7 @@ import (
 
 	"github.com/zklock/zklock"
 	"github.com/zklock/zklock/examples/internal/demo"
-	"github.com/zklock/zklock/internal/faultproxy"
+	"github.com/zklock/zklock/zktesting"
 )
 
 func main() {
@@ -39,11 +39,12 @@ func run(ctx context.Context, timeout time.Duration) error {
 	}
 	defer stop()
 
-	proxy, err := faultproxy.New(servers[0])
+	proxies, err := zktesting.OpenProxies(servers[:1])
 	if err != nil {
 		return err
 	}
-	defer proxy.Close()
+	defer proxies.Close()
+	proxy := proxies.Proxy(0)
 
 	con.StartClock()
 	say := func(format string, args ...any) { con.Event(time.Now(), format, args...) }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 func TestMain(m *testing.M) { zktest.Main(m) }
@@ -28,7 +29,7 @@ func TestRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs ZooKeeper")
 	}
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer

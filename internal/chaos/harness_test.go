@@ -19,8 +19,8 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/zklock/zklock"
-	"github.com/zklock/zklock/internal/zkserver"
 	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 // Shape of a run.
@@ -78,7 +78,7 @@ const (
 type client struct {
 	res     string // ResLock, ResElection, ResRW, ResSem or ResMulti
 	id      int
-	ps      *zktest.Proxies
+	ps      *zktesting.Proxies
 	servers []string               // the proxies, plus a hung server or a bad name for some
 	opts    []zklock.SessionOption // the options each of its Sessions is made with
 	hung    bool                   // servers holds a hung server
@@ -137,8 +137,8 @@ func candidateValue(id int) string { return fmt.Sprintf("cand-%d", id) }
 // rig is one run: the ensemble, the clients, the History and the nemesis.
 type rig struct {
 	t     *testing.T
-	zc    *zktest.Cluster
-	local *zkserver.Cluster
+	zc    *zktesting.Cluster
+	local *zktesting.Cluster // the servers, under process control
 	root  string
 	admin *zk.Conn
 	cfg   Config
@@ -209,11 +209,12 @@ func (r *rig) stillOpen(res string, client int) []int {
 // runChaos runs every scenario against one fresh ensemble under the faults
 // of kinds drawn from seed, for dur, then checks the History.
 func runChaos(t *testing.T, seed uint64, kinds []FaultKind, dur time.Duration) {
-	zc := zktest.Start(t, 3)
+	zc := zktesting.Start(t, 3)
+	zc.RequireControl(t)
 	r := &rig{
 		t:     t,
 		zc:    zc,
-		local: zc.Local(t),
+		local: zc,
 		root:  zc.Root(t),
 		admin: zc.Admin(t),
 		h:     NewHistory(),

@@ -473,7 +473,7 @@ func (r *rig) deleteDir(dir string) ([]string, error) {
 func (r *rig) startServers(idx ...int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), healthyTimeout)
 	defer cancel()
-	return r.local.StartServers(ctx, idx...)
+	return r.local.Restart(ctx, idx...)
 }
 
 // roles returns the leader and the followers; every server must answer.

@@ -11,7 +11,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/zklock/zklock"
-	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 // regressionSeeds are seeds whose fault schedules exposed library bugs;
@@ -57,8 +57,9 @@ func TestChaosLeaderStall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: needs ZooKeeper")
 	}
-	zc := zktest.Start(t, 3)
-	r := &rig{t: t, zc: zc, local: zc.Local(t), root: zc.Root(t), admin: zc.Admin(t)}
+	zc := zktesting.Start(t, 3)
+	zc.RequireControl(t)
+	r := &rig{t: t, zc: zc, local: zc, root: zc.Root(t), admin: zc.Admin(t)}
 	leader, followers, err := r.roles()
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +83,7 @@ func TestChaosLeaderStall(t *testing.T) {
 	holder := zklock.NewMutex(holderS, lockPath)
 	waiter := zklock.NewMutex(connect(followers[1]), lockPath)
 
-	ctx, cancel := context.WithTimeout(context.Background(), zktest.Timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), zktesting.Timeout)
 	defer cancel()
 	if err := holder.Lock(ctx); err != nil {
 		t.Fatal(err)
@@ -167,7 +168,7 @@ func since(base, t time.Time) string {
 // waitChildren waits, bounded, until dir has n children.
 func (r *rig) waitChildren(dir string, n int) {
 	r.t.Helper()
-	deadline := time.After(zktest.Timeout)
+	deadline := time.After(zktesting.Timeout)
 	for {
 		kids, _, ev, err := r.admin.ChildrenW(dir)
 		if err != nil && !errors.Is(err, zk.ErrNoNode) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/zklock/zklock"
 	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 // TestResumeWithWatches resumes a session that has a watch set, on a new
@@ -24,7 +25,7 @@ func TestResumeWithWatches(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: needs ZooKeeper")
 	}
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	connect := func(opts ...zklock.SessionOption) *zklock.Session {
 		ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)

@@ -33,6 +33,21 @@ type Proxy struct {
 	conns     map[*conn]struct{} // open client connections
 
 	wg sync.WaitGroup // every goroutine the proxy started; waited by Close
+
+	tap func() func([]byte) // see WithTargetTap; nil for none
+}
+
+// Option adjusts a Proxy made by New.
+type Option func(*Proxy)
+
+// WithTargetTap has the proxy show each connection's bytes from the target
+// to a reader: newReader is called once for every connection that reaches
+// the target, and the function it returns gets that connection's bytes
+// from the target in order, chunk by chunk, before they are forwarded (or
+// dropped by a blackhole). It runs on the connection's goroutine and must
+// not keep the slice.
+func WithTargetTap(newReader func() func([]byte)) Option {
+	return func(p *Proxy) { p.tap = newReader }
 }
 
 // conn is one proxied client connection and, once dialled, its upstream.
@@ -51,7 +66,7 @@ type conn struct {
 
 // New starts a proxy listening on 127.0.0.1:0 that forwards each accepted
 // connection to target, dialling it when the connection is accepted.
-func New(target string) (*Proxy, error) {
+func New(target string, opts ...Option) (*Proxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -63,6 +78,9 @@ func New(target string) (*Proxy, error) {
 		ctx:    ctx,
 		cancel: cancel,
 		conns:  make(map[*conn]struct{}),
+	}
+	for _, o := range opts {
+		o(p)
 	}
 	p.wg.Add(1)
 	// Owner: Close, which stops it by closing the listener and waits via p.wg.
@@ -192,7 +210,7 @@ func (c *conn) serve() {
 	defer c.p.wg.Done()
 	if c.blackholed.Load() {
 		c.pumps.Store(1)
-		c.pump(c.client, nil)
+		c.pump(c.client, nil, nil)
 		return
 	}
 	ctx, cancel := context.WithTimeout(c.p.ctx, dialTimeout)
@@ -217,16 +235,21 @@ func (c *conn) serve() {
 	c.pumps.Store(2)
 	c.p.wg.Add(1)
 	// Owner: Close (via p.wg); stopped like serve, by closing the sockets.
+	var tap func([]byte)
+	if c.p.tap != nil {
+		tap = c.p.tap()
+	}
 	go func() {
 		defer c.p.wg.Done()
-		c.pump(c.server, c.client)
+		c.pump(c.server, c.client, tap)
 	}()
-	c.pump(c.client, c.server)
+	c.pump(c.client, c.server, nil)
 }
 
 // pump copies src to dst until src ends, dropping the bytes while the
-// connection is blackholed. dst is nil for a held connection.
-func (c *conn) pump(src, dst *net.TCPConn) {
+// connection is blackholed. dst is nil for a held connection. tap, if not
+// nil, sees every byte read from src.
+func (c *conn) pump(src, dst *net.TCPConn, tap func([]byte)) {
 	defer func() {
 		// The last pump out tears the connection down. When both
 		// directions ended cleanly a plain close keeps data still queued
@@ -238,6 +261,9 @@ func (c *conn) pump(src, dst *net.TCPConn) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
+		if n > 0 && tap != nil {
+			tap(buf[:n])
+		}
 		if n > 0 && dst != nil && !c.blackholed.Load() {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				c.close()

@@ -12,54 +12,20 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
-	"go.uber.org/goleak"
 
-	"github.com/zklock/zklock/internal/zkserver"
+	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 // timeout bounds every wait; JVMs take seconds to start on a small machine.
-const timeout = 60 * time.Second
+const timeout = zktesting.Timeout
 
-// shared is the package's standalone server, started by the first test that
-// needs it and stopped after all tests.
-var shared struct {
-	once sync.Once
-	c    *zkserver.Cluster
-	err  error
-}
+func TestMain(m *testing.M) { zktest.Main(m) }
 
-// withServer stops the shared server inside Run, so goleak's check, which
-// follows Run, sees none of its goroutines.
-type withServer struct{ m *testing.M }
-
-func (w withServer) Run() int {
-	code := w.m.Run()
-	if shared.c != nil {
-		_ = shared.c.Close()
-	}
-	return code
-}
-
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(withServer{m})
-}
-
+// servers returns the addresses of the package's shared test server.
 func servers(t *testing.T) []string {
 	t.Helper()
-	shared.once.Do(func() {
-		inst, err := zkserver.Find()
-		if err != nil {
-			shared.err = err
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		shared.c, shared.err = zkserver.Start(ctx, zkserver.Config{Install: inst, NoFsync: true})
-	})
-	if shared.err != nil {
-		t.Fatalf("starting ZooKeeper: %v", shared.err)
-	}
-	return shared.c.Addrs()
+	return zktesting.Shared(t).Direct()
 }
 
 // waitCtx bounds one wait.

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/zklock/zklock/zktesting"
 )
 
 // ZooKeeper opcodes of the creates DropReply and DropRequest target.
@@ -60,7 +62,7 @@ func (c *Cutter) Arm(op int32, match string, dropRequest bool, at func() error) 
 // Fired is closed once the Cutter has cut a connection.
 func (c *Cutter) Fired() <-chan struct{} { return c.fired }
 
-// Wait waits, at most Timeout, for the armed cut to be over, and returns
+// Wait waits, at most zktesting.Timeout, for the armed cut to be over, and returns
 // the error of its action.
 func (c *Cutter) Wait() error {
 	c.mu.Lock()
@@ -68,8 +70,8 @@ func (c *Cutter) Wait() error {
 	c.mu.Unlock()
 	select {
 	case <-done:
-	case <-time.After(Timeout):
-		return fmt.Errorf("zktest: the armed request was not cut within %v", Timeout)
+	case <-time.After(zktesting.Timeout):
+		return fmt.Errorf("zktest: the armed request was not cut within %v", zktesting.Timeout)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/zklock/zklock/internal/zkserver"
+
+	"github.com/zklock/zklock/zktesting"
 )
 
 // Watchers returns the ids ("0x…") of the sessions that hold a data watch
@@ -37,7 +39,7 @@ func Watchers(ctx context.Context, addr, p string) ([]string, error) {
 // SessionHex formats a session id as ZooKeeper's four-letter words print it.
 func SessionHex(id int64) string { return fmt.Sprintf("0x%x", uint64(id)) }
 
-// WaitWatched waits, at most Timeout, until a session that who accepts
+// WaitWatched waits, at most zktesting.Timeout, until a session that who accepts
 // holds a watch on the node at p on server addr: a contender that found p
 // ahead of it and waits for it to go. A lock call that has not returned
 // may only be late; a watch on the node ahead shows the contender looked
@@ -45,7 +47,7 @@ func SessionHex(id int64) string { return fmt.Sprintf("0x%x", uint64(id)) }
 // asked, so this polls.
 func WaitWatched(t testing.TB, addr, p string, who func(id string) bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(Timeout)
+	deadline := time.Now().Add(zktesting.Timeout)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -59,7 +61,7 @@ func WaitWatched(t testing.TB, addr, p string, who func(id string) bool, what st
 			t.Fatalf("zktest: watches on %s: %v", p, err)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: no such watch on %s after %v (watching sessions: %q)", what, p, Timeout, ids)
+			t.Fatalf("%s: no such watch on %s after %v (watching sessions: %q)", what, p, zktesting.Timeout, ids)
 		}
 		<-tick.C
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 // TestIntegration_ServerAgrees puts every edge path to a real server and
@@ -28,7 +28,7 @@ func TestIntegration_ServerAgrees(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test; needs ZooKeeper")
 	}
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	admin := zc.Admin(t)
 	root := zc.Root(t)
 	acl := zk.WorldACL(zk.PermAll)
@@ -181,7 +181,7 @@ func TestIntegration_ServerAgreesOnCharacters(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test; needs ZooKeeper")
 	}
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	admin := zc.Admin(t)
 	root := zc.Root(t)
 

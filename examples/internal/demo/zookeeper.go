@@ -3,25 +3,39 @@ package demo
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
-	"time"
 
 	"github.com/zklock/zklock"
 	"github.com/zklock/zklock/internal/seqnode"
-	"github.com/zklock/zklock/internal/zkserver"
+	"github.com/zklock/zklock/zktesting"
 )
 
 // ZooKeeper returns the servers to use and a function that stops any it
 // started: given servers first (tests set them), then ZK_SERVERS, else a
-// local server. It says which on con.
+// local server started through zktesting. It says which on con.
 func ZooKeeper(ctx context.Context, given []string, con *Console) ([]string, func(), error) {
 	if len(given) > 0 {
 		con.Note("using ZooKeeper at %s", strings.Join(given, ","))
 		return given, func() {}, nil
 	}
-	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	if v := os.Getenv(zktesting.EnvServers); strings.TrimSpace(v) != "" {
+		con.Note("using %s=%s", zktesting.EnvServers, v)
+	} else {
+		con.Note("%s is unset: starting a local ZooKeeper server", zktesting.EnvServers)
+	}
+	sctx, cancel := context.WithTimeout(ctx, zktesting.Timeout)
 	defer cancel()
-	return zkserver.Ensure(sctx, con.Note)
+	zc, err := zktesting.New(sctx, 1)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The servers' own addresses: the demos put proxies of their own in
+	// front of them.
+	if zc.Controlled() {
+		con.Note("local ZooKeeper serving on %s", zc.Direct()[0])
+	}
+	return zc.Direct(), func() { _ = zc.Close() }, nil
 }
 
 // Queue lists the contenders of the lock or election at path in queue

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 // Main runs an example program's tests against the shared test ZooKeeper
@@ -27,9 +28,9 @@ func Run[C any](t *testing.T, run func(context.Context, C, io.Writer) error,
 	if testing.Short() {
 		t.Skip("integration test; needs ZooKeeper")
 	}
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	cfg := config(zc.Direct(), zc.Root(t)+"/demo")
-	ctx, cancel := context.WithTimeout(context.Background(), zktest.Timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), zktesting.Timeout)
 	defer cancel()
 	var out bytes.Buffer
 	err := run(ctx, cfg, &out)

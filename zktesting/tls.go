@@ -1,4 +1,4 @@
-package zktest
+package zktesting
 
 import (
 	"crypto/ecdsa"
@@ -15,17 +15,20 @@ import (
 	"time"
 )
 
-// TLSFiles makes a certificate authority and a server certificate for
-// 127.0.0.1 signed by it, writes the server's key store (PKCS #8 key, then
-// the certificate) and the CA's certificate as PEM files in dir, and
-// returns their paths and a pool holding the CA.
+// TLSFiles makes test certificates for WithTLS: a certificate authority,
+// and a server certificate for 127.0.0.1 signed by it, both valid for an
+// hour around now. It writes the server's key store (its PKCS #8 key, then
+// its certificate) and the authority's certificate as PEM files in dir
+// (t.TempDir() will do), and returns their paths, and a pool holding the
+// authority for the clients' tls.Config RootCAs. It fails the test on
+// error.
 func TLSFiles(t testing.TB, dir string) (keyStore, trustStore string, pool *x509.CertPool) {
 	t.Helper()
 	now := time.Now()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	must(t, err)
 	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "zklock test CA"},
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "zktesting CA"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
 	}
@@ -61,6 +64,25 @@ func TLSFiles(t testing.TB, dir string) (keyStore, trustStore string, pool *x509
 func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
-		t.Fatalf("zktest: TLS files: %v", err)
+		t.Fatalf("zktesting: TLS files: %v", err)
 	}
+}
+
+// SecureServers returns the servers' TLS client addresses, "127.0.0.1:port"
+// in server order, for a Cluster started with WithTLS; a client dials them
+// with a tls.Config whose RootCAs holds the authority of TLSFiles. It skips
+// the test with ZK_SERVERS set, and fails it if the servers serve no TLS
+// port.
+func (c *Cluster) SecureServers(t testing.TB) []string {
+	t.Helper()
+	c.RequireControl(t)
+	var out []string
+	for i := range c.local.Len() {
+		a := c.local.SecureAddr(i)
+		if a == "" {
+			t.Fatal("zktesting: the servers serve no TLS port; start them WithTLS")
+		}
+		out = append(out, a)
+	}
+	return out
 }
