@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zklock/zklock"
-	"github.com/zklock/zklock/internal/zktest"
+	"github.com/zklock/zklock/zktesting"
 )
 
 // lockAsyncLocker starts l.Lock and returns a channel that receives once it
@@ -50,7 +50,7 @@ func panicError(t testing.TB, f func(), what string) error {
 // lock one at a time, and leave no node behind.
 func TestIntegration_LockerExcludes(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	const sessions, goroutines, rounds = 3, 2, 8
 
@@ -98,7 +98,7 @@ func TestIntegration_LockerExcludes(t *testing.T) {
 // holds once the other holder releases.
 func TestIntegration_LockerAcrossCut(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	ps := zc.NewProxies(t)
 	admin := zc.Admin(t)
@@ -109,7 +109,7 @@ func TestIntegration_LockerAcrossCut(t *testing.T) {
 	first := waitState(t, sub, zklock.StateConnected)
 	m := zklock.NewMutex(s, "/lock")
 	l := zklock.NewLocker(m)
-	require.NoError(t, holder.Lock(bounded(t, zktest.Timeout)))
+	require.NoError(t, holder.Lock(bounded(t, zktesting.Timeout)))
 
 	locked := lockAsyncLocker(l)
 	waitChildren(t, admin, root+"/lock", 2)
@@ -119,7 +119,7 @@ func TestIntegration_LockerAcrossCut(t *testing.T) {
 		waitState(t, sub, zklock.StateConnected)
 	}
 	stillBlocked(t, locked, "the Locker's Lock, while the lock is held")
-	require.NoError(t, holder.Unlock(bounded(t, zktest.Timeout)))
+	require.NoError(t, holder.Unlock(bounded(t, zktesting.Timeout)))
 	await(t, locked, "the Locker's Lock")
 	assert.NoError(t, m.Err(), "Lock returns holding the lock")
 	assert.Equal(t, first.SessionID, s.SessionID(), "the same ZooKeeper session: the cuts did not expire it")
@@ -132,7 +132,7 @@ func TestIntegration_LockerAcrossCut(t *testing.T) {
 // Session's next one and holds there.
 func TestIntegration_LockerAcrossExpiry(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	ps := zc.NewProxies(t)
 	admin := zc.Admin(t)
@@ -143,7 +143,7 @@ func TestIntegration_LockerAcrossExpiry(t *testing.T) {
 	first := waitState(t, sub, zklock.StateConnected)
 	m := zklock.NewMutex(s, "/lock")
 	l := zklock.NewLocker(m)
-	require.NoError(t, holder.Lock(bounded(t, zktest.Timeout)))
+	require.NoError(t, holder.Lock(bounded(t, zktesting.Timeout)))
 
 	locked := lockAsyncLocker(l)
 	waitChildren(t, admin, root+"/lock", 2)
@@ -153,7 +153,7 @@ func TestIntegration_LockerAcrossExpiry(t *testing.T) {
 	waitChildren(t, admin, root+"/lock", 2) // queued again in it
 	stillBlocked(t, locked, "the Locker's Lock, while the lock is held")
 
-	require.NoError(t, holder.Unlock(bounded(t, zktest.Timeout)))
+	require.NoError(t, holder.Unlock(bounded(t, zktesting.Timeout)))
 	await(t, locked, "the Locker's Lock")
 	assert.NoError(t, m.Err(), "Lock returns holding the lock")
 	l.Unlock()
@@ -164,7 +164,7 @@ func TestIntegration_LockerAcrossExpiry(t *testing.T) {
 // Locker locks again.
 func TestIntegration_LockerUnlockAfterLoss(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	ps := zc.NewProxies(t)
 	logs := &recordingHandler{}
@@ -205,7 +205,7 @@ func TestIntegration_LockerUnlockAfterLoss(t *testing.T) {
 // back, in the same ZooKeeper session.
 func TestIntegration_LockerUnlockWhileDisconnected(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	ps := zc.NewProxies(t)
 	s := connect(t, ps.Addrs(), zklock.WithChroot(root), zklock.WithSessionTimeout(20*time.Second))
@@ -213,7 +213,7 @@ func TestIntegration_LockerUnlockWhileDisconnected(t *testing.T) {
 	other := zklock.NewMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/lock")
 	l.Lock()
 	sid := s.SessionID()
-	ores := lockAsync(bounded(t, zktest.Timeout), other)
+	ores := lockAsync(bounded(t, zktesting.Timeout), other)
 	waitChildren(t, zc.Admin(t), root+"/lock", 2)
 
 	ps.Blackhole()
@@ -227,17 +227,17 @@ func TestIntegration_LockerUnlockWhileDisconnected(t *testing.T) {
 	ps.Heal()
 	require.NoError(t, await(t, ores, "the other Lock after the cleaner deleted our node").err)
 	assert.Equal(t, sid, s.SessionID(), "same ZooKeeper session: the cleaner, not expiry, removed the node")
-	require.NoError(t, other.Unlock(bounded(t, zktest.Timeout)))
+	require.NoError(t, other.Unlock(bounded(t, zktesting.Timeout)))
 }
 
 // Misuse panics with an error carrying the package prefix and the cause;
 // a recovered panic leaves the Locker usable.
 func TestIntegration_LockerMisuse(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	s := connect(t, zc.Servers(), zklock.WithChroot(root))
-	ctx := bounded(t, zktest.Timeout)
+	ctx := bounded(t, zktesting.Timeout)
 	m := zklock.NewMutex(s, "/lock")
 	l := zklock.NewLocker(m)
 
@@ -283,11 +283,11 @@ func TestIntegration_LockerMisuse(t *testing.T) {
 // lock.
 func TestIntegration_LockerSessionClosedWhileWaiting(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	admin := zc.Admin(t)
 	holder := zklock.NewMutex(connect(t, zc.Servers(), zklock.WithChroot(root)), "/lock")
-	require.NoError(t, holder.Lock(bounded(t, zktest.Timeout)))
+	require.NoError(t, holder.Lock(bounded(t, zktesting.Timeout)))
 	s := connect(t, zc.Servers(), zklock.WithChroot(root))
 	l := zklock.NewLocker(zklock.NewMutex(s, "/lock"))
 
@@ -300,7 +300,7 @@ func TestIntegration_LockerSessionClosedWhileWaiting(t *testing.T) {
 	require.True(t, ok, "Lock panics with an error, not %T %v", v, v)
 	assert.ErrorIs(t, err, zklock.ErrSessionClosed)
 	waitChildren(t, admin, root+"/lock", 1) // the waiter's node went with its session
-	require.NoError(t, holder.Unlock(bounded(t, zktest.Timeout)))
+	require.NoError(t, holder.Unlock(bounded(t, zktesting.Timeout)))
 }
 
 // signalHandler closes its channel at the first record at or above level
@@ -327,7 +327,7 @@ func (h *signalHandler) WithGroup(string) slog.Handler      { return h }
 // lock once an operator fixes the ACL.
 func TestIntegration_LockerRetriesRefusal(t *testing.T) {
 	integration(t)
-	zc := zktest.Shared(t)
+	zc := zktesting.Shared(t)
 	root := zc.Root(t)
 	admin := zc.Admin(t)
 	_, err := admin.Create(root+"/lock", nil, 0, zk.WorldACL(zk.PermRead|zk.PermAdmin))
