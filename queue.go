@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"path"
+	"strings"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -43,24 +44,22 @@ func newID() string {
 // numbers (internal/seqnode).
 type queue struct {
 	dir     string                  // full path, chroot applied
-	chroot  string                  // for the paths callers see
 	prefix  func(id string) string  // the name our nodes get before the sequence number
 	queues  func(seqnode.Kind) bool // which children queue with ours
-	acl     []zk.ACL
-	maxBuf  int // the servers' jute.maxbuffer
+	cfg     *sessionConfig          // the chroot, the ACL of our nodes, the servers' jute.maxbuffer
 	newID   func() string
 	gens    *generations
 	cleaner *cleaner
 }
 
 // key returns the path of child name as callers see it, under the chroot.
-func (q *queue) key(name string) string { return znode.Strip(q.chroot, q.dir+"/"+name) }
+func (q *queue) key(name string) string { return znode.Strip(q.cfg.chroot, q.dir+"/"+name) }
 
 // checkCreate refuses node data that would make our create longer than the
 // servers accept.
 func (q *queue) checkCreate(data []byte) error {
 	name := q.prefix("00000000-0000-0000-0000-000000000000") + "0000000000"
-	return checkSize(createSize(q.dir+"/"+name, data, q.acl), q.maxBuf)
+	return checkSize(createSize(q.dir+"/"+name, data, q.cfg.acl), q.cfg.maxBuf)
 }
 
 // queued is a node enqueue created, and, when the create went through at
@@ -102,14 +101,16 @@ type selfCheck struct {
 func (q *queue) enqueue(ctx context.Context, g *generation, data []byte, watchDir bool, c *creation) error {
 	*c = creation{q: q, g: g, id: q.newID(), data: data, watchDir: watchDir}
 	c.full = q.dir + "/" + q.prefix(c.id)
-	if err := retryAfter(ctx, g.policy, g.clk, c.try(ctx), c.try); err != nil {
-		if c.maybeCreated && !g.ended() {
-			q.dropID(g, c.id)
-		}
-		c.queued = queued{}
-		return err
+	err := retryAfter(ctx, g.policy, g.clk, c.try(ctx), c.try)
+	if err != nil && c.maybeCreated && !g.ended() {
+		q.dropID(g, c.id)
 	}
-	return nil
+	if err != nil {
+		c.queued = queued{}
+	}
+	// Not kept while a contender waits.
+	c.id, c.full, c.data = "", "", nil
+	return err
 }
 
 // creation is one enqueue: our node's create, tried until it is known to
@@ -213,14 +214,15 @@ func (q *queue) createAndList(ctx context.Context, g *generation, full string, d
 		return err
 	}
 	created, err := call(ctx, g, func(c *zk.Conn) (string, error) {
-		return c.Create(full, data, zk.FlagEphemeral|zk.FlagSequence, q.acl)
+		return c.Create(full, data, zk.FlagEphemeral|zk.FlagSequence, q.cfg.acl)
 	})
 	close(createDone)
 	l, lerr := wait(ctx, g, listed)
 	if err != nil {
 		return err
 	}
-	*out = queued{name: path.Base(created)}
+	// A copy: the name alone, not the whole path, is kept while waiting.
+	*out = queued{name: strings.Clone(path.Base(created))}
 	if czxid, ok := g.tap.Zxid(tr); ok && lerr == nil {
 		out.kids, out.czxid, out.watch, out.behindCreate = l.kids, czxid, l.watch, true
 	}
@@ -289,7 +291,7 @@ func (q *queue) ensureDir(ctx context.Context, g *generation) error {
 			return nil
 		}
 		_, err := call(ctx, g, func(c *zk.Conn) (string, error) {
-			return c.CreateContainer(p, nil, zk.FlagContainer, q.acl)
+			return c.CreateContainer(p, nil, zk.FlagContainer, q.cfg.acl)
 		})
 		if errors.Is(err, zk.ErrNoNode) {
 			if err := mk(znode.Parent(p)); err != nil {

@@ -41,9 +41,10 @@ type recipe struct {
 	path string // as given
 	perr error  // the path is invalid
 
-	mu      *sync.Mutex // guards busy, held, alone, here and in sibling
+	mu      *sync.Mutex // guards busy, cur, held, alone, here and in sibling
 	sibling *recipe     // the other side of a read-write lock, if any
 	busy    bool        // an acquisition is running
+	cur     *contender  // its contender, once it has one
 	held    *hold       // the current or latest hold; nil before the first
 	alone   bool        // the latest acquisition found no one else queued
 }
@@ -59,8 +60,8 @@ func newRecipe(s *Session, path string, k kind) *recipe {
 		r.perr = errorf("zklock: %s: %w: %q is under /zookeeper, which ZooKeeper reserves", k.op, ErrInvalidPath, path)
 	}
 	r.q = &queue{
-		dir: full, chroot: s.cfg.chroot, prefix: k.prefix, queues: k.queues,
-		acl: s.cfg.acl, maxBuf: s.cfg.maxBuf, newID: s.newID, gens: s.gens, cleaner: s.cleaner,
+		dir: full, prefix: k.prefix, queues: k.queues,
+		cfg: &s.cfg, newID: s.newID, gens: s.gens, cleaner: s.cleaner,
 	}
 	return r
 }
@@ -79,76 +80,77 @@ func defaultIdentity() []byte {
 // with ErrLocked when anyone is ahead.
 //
 // A waiting caller's goroutine keeps the frames from here down to the wait
-// on its stack, so they are kept small: the work before and after the wait
-// is in methods of its own.
+// on its stack, so the waits are made here, in a frame kept small, and the
+// rest of the work is in methods of the contender (see contender).
 func (r *recipe) acquire(ctx context.Context, data []byte, wait bool) error {
-	a := r.tel.startAcquire(ctx, &r.k, r.path)
-	err := r.queueUp(ctx, data, wait)
-	a.end(r.token(), err)
-	return err
-}
-
-// queueUp is acquire without its telemetry.
-func (r *recipe) queueUp(ctx context.Context, data []byte, wait bool) error {
-	prev, expectAlone, err := r.begin(data)
+	c, err := r.begin(ctx, data, wait)
 	if err != nil {
 		return err
 	}
+	for {
+		ev, err := c.try(ctx)
+		for ev != nil {
+			ev, err = c.next(ctx, c.await(ctx, ev))
+		}
+		if c.settle(ctx, err) {
+			return r.finish(c)
+		}
+	}
+}
+
+// begin checks that an acquisition with data may start, marks one
+// running, and starts its telemetry. It waits for the previous hold's
+// monitor to be done.
+func (r *recipe) begin(ctx context.Context, data []byte, wait bool) (*contender, error) {
+	a := r.tel.startAcquire(ctx, &r.k, r.path)
+	prev, err := r.mark(data)
+	if err != nil {
+		a.end(0, err)
+		return nil, err
+	}
+	// Kept by the recipe while it runs, the contender is on the heap, not
+	// on the waiting goroutine's stack.
+	c := &contender{r: r, data: data, wait: wait, tel: a}
+	r.mu.Lock()
+	c.expectAlone = r.alone
+	r.cur = c
+	r.mu.Unlock()
 	if prev != nil {
 		<-prev.exited // the previous hold's monitor is done
 	}
-	for {
-		var g *generation
-		if g, err = r.gens.current(ctx); err != nil {
-			err = errorf("zklock: %s %s: %w", r.k.op, r.path, err)
-			break
-		}
-		h, watch, aerr := r.attempt(ctx, g, data, wait, expectAlone)
-		if aerr == nil {
-			if r.hold(g, h, watch) {
-				break
-			}
-			continue // g ended as we were granted: queue again in the next
-		}
-		if g.ended() && ctx.Err() == nil && !errors.Is(aerr, ErrLocked) && !errors.Is(aerr, ErrSessionClosed) {
-			continue // queue again in the next ZooKeeper session
-		}
-		err = errorf("zklock: %s %s: %w", r.k.op, r.path, aerr)
-		break
-	}
-	r.finish()
-	return err
+	return c, nil
 }
 
-// begin checks that an acquisition with data may start and marks one
-// running. It returns the previous hold, if any, and whether the latest
-// acquisition found the queue empty.
-func (r *recipe) begin(data []byte) (prev *hold, expectAlone bool, err error) {
+// mark checks that an acquisition with data may start and marks one
+// running; it returns the previous hold, if any.
+func (r *recipe) mark(data []byte) (*hold, error) {
 	if r.perr != nil {
-		return nil, false, r.perr
+		return nil, r.perr
 	}
 	if err := r.q.checkCreate(data); err != nil {
-		return nil, false, errorf("zklock: %s %s: %w", r.k.op, r.path, err)
+		return nil, errorf("zklock: %s %s: %w", r.k.op, r.path, err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.activeLocked() {
-		return nil, false, ErrBusy
+		return nil, ErrBusy
 	}
 	if r.sibling != nil && r.sibling.activeLocked() {
 		// Our node would queue behind the sibling's, which waits for ours
 		// or is never released while we wait.
-		return nil, false, errorf("zklock: %s %s: %w: the %s is held or being taken by the same RWMutex", r.k.op, r.path, ErrBusy, r.sibling.k.op)
+		return nil, errorf("zklock: %s %s: %w: the %s is held or being taken by the same RWMutex", r.k.op, r.path, ErrBusy, r.sibling.k.op)
 	}
 	r.busy = true
-	return r.held, r.alone, nil
+	return r.held, nil
 }
 
-// finish marks the acquisition begin started as over.
-func (r *recipe) finish() {
+// finish ends the acquisition c and returns its outcome.
+func (r *recipe) finish(c *contender) error {
 	r.mu.Lock()
-	r.busy = false
+	r.busy, r.cur = false, nil
 	r.mu.Unlock()
+	c.tel.end(r.token(), c.err)
+	return c.err
 }
 
 // hold makes h, granted on g, the current hold and starts its monitor; false
@@ -174,180 +176,7 @@ func (r *recipe) hold(g *generation, h *hold, watch <-chan zk.Event) bool {
 	return true
 }
 
-// attempt queues on generation g and waits to be first. On success it
-// returns the hold and a watch that fires when the hold's node may have
-// gone (on the node, or on its directory's children; nil if the monitor
-// must set one). On failure our node, if any, is deleted.
-//
-// A grant rests on a read that shows our node there and first: a listing,
-// or, when only one node was ahead and its deletion is notified, a read of
-// our node made after the notification. The notification alone does not
-// prove it: one transaction (a multi, such as a recursive delete) can
-// delete our node with the one ahead, and go-zookeeper hands out the
-// events of one transaction one by one.
-//
-// expectAlone asks for a watch on the children with the listing behind the
-// create: a contender that is alone keeps it as its hold's watch and needs
-// no request of its own to watch its node.
-func (r *recipe) attempt(ctx context.Context, g *generation, data []byte, wait, expectAlone bool) (_ *hold, _ <-chan zk.Event, err error) {
-	var p creation // our node, and the latest listing of its queue not yet decided on
-	defer func() {
-		if err != nil && p.name != "" {
-			r.q.discard(ctx, g, p.name)
-		}
-	}()
-	// The waiting goroutine's stack holds this frame while it waits, so the
-	// work of each step is in a method of its own.
-	if err := r.q.enqueue(ctx, g, data, expectAlone, &p); err != nil {
-		return nil, nil, err
-	}
-	for {
-		if p.kids == nil {
-			if err := p.list(ctx, r.q, g, data); err != nil {
-				return nil, nil, err
-			}
-		}
-		index, pred, first, err := p.position(r.k)
-		if err != nil { // our node is gone: queue again
-			if err := r.q.enqueue(ctx, g, data, false, &p); err != nil {
-				return nil, nil, err
-			}
-			continue
-		}
-		if first {
-			h, w, err := r.front(ctx, g, &p)
-			if errors.Is(err, errRequeue) {
-				err = r.q.enqueue(ctx, g, data, false, &p)
-				if err == nil {
-					continue
-				}
-			}
-			return h, w, err
-		}
-		if !wait {
-			return nil, nil, ErrLocked
-		}
-		if r.k.limit > 0 {
-			// Any node ahead leaving moves us up, so the children are
-			// watched; a semaphore lets only the holder of its internal
-			// lock wait here, so a change wakes one waiter.
-			if err := p.awaitChildren(ctx, r.q, g, r.k); err != nil {
-				return nil, nil, err
-			}
-			continue
-		}
-		// The node just ahead is the only one we watch, so a deletion
-		// wakes one waiter.
-		gone, err := awaitGone(ctx, r.q, g, pred)
-		if err != nil {
-			return nil, nil, err
-		}
-		if gone && index == 1 {
-			// The one node ahead of ours when we listed is gone, and nodes
-			// ahead can only go, never come (sequence numbers grow): we are
-			// first if our node is still there.
-			h, w, err := r.grantOnRead(ctx, g, p.name)
-			if !errors.Is(err, errRequeue) {
-				return h, w, err
-			}
-			if err := r.q.enqueue(ctx, g, data, false, &p); err != nil {
-				return nil, nil, err
-			}
-		}
-		// Otherwise list again.
-	}
-}
-
-// list lists the queue again; a directory deleted with our node in it
-// means queueing again, which makes the directory anew.
-func (p *creation) list(ctx context.Context, q *queue, g *generation, data []byte) error {
-	if err := ctx.Err(); err != nil {
-		// Cancelled as a watch fired: a listing would be for nothing.
-		return err
-	}
-	kids, watch, err := q.list(ctx, g)
-	if errors.Is(err, zk.ErrNoNode) {
-		return q.enqueue(ctx, g, data, false, p)
-	}
-	p.kids, p.watch, p.behindCreate = kids, watch, false
-	return err
-}
-
-// position decides on the latest listing and drops it: with many waiters,
-// each keeping the whole queue's names would cost memory quadratic in the
-// queue's length. It returns errRequeue if our node is not in it.
-func (p *creation) position(k kind) (index int, pred seqnode.Node, first bool, err error) {
-	nodes := seqnode.Contenders(p.kids, k.queues)
-	alone := p.behindCreate && len(p.kids) == 1
-	p.kids = nil
-	index, pred, first, found := seqnode.Position(nodes, p.name)
-	if !found {
-		return 0, seqnode.Node{}, false, errRequeue // deleted under us while waiting
-	}
-	if k.limit > 0 {
-		first = index < k.limit
-	}
-	if !first {
-		p.watch = nil // left to fire once, unread
-	}
-	p.behindCreate = alone // read by front
-	return index, pred, first, nil
-}
-
-// front grants our node, first in the listing just decided on.
-func (r *recipe) front(ctx context.Context, g *generation, p *creation) (*hold, <-chan zk.Event, error) {
-	r.mu.Lock()
-	r.alone = p.behindCreate
-	r.mu.Unlock()
-	if p.czxid == 0 {
-		// Our node was found again after a lost reply: read it for its
-		// creation zxid.
-		return r.grantOnRead(ctx, g, p.name)
-	}
-	// The listing shows our node, which g's session created (its name
-	// carries this attempt's random id), there and first.
-	return r.grant(ctx, g, p.name, g.sessionID, p.czxid, p.watch)
-}
-
-// awaitChildren waits until the children change while our node is not
-// among the first k.limit, and keeps the listing that shows the change.
-func (p *creation) awaitChildren(ctx context.Context, q *queue, g *generation, k kind) error {
-	listing, ev, err := q.watchChildren(ctx, g)
-	if err != nil {
-		return err
-	}
-	if index, found := seqnode.Index(seqnode.Contenders(listing, k.queues), p.name); !found || index < k.limit {
-		p.kids = listing // changed since the last look: decide on it
-		return nil
-	}
-	select {
-	case <-ev:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-g.done:
-		return g.err
-	}
-}
-
-// awaitGone watches the node ahead and waits for it to change; gone
-// reports that it was deleted (or already was).
-func awaitGone(ctx context.Context, q *queue, g *generation, ahead seqnode.Node) (gone bool, err error) {
-	ev, err := q.watchNode(ctx, g, ahead.Name)
-	if err != nil || ev == nil {
-		return err == nil, err
-	}
-	select {
-	case e := <-ev:
-		return e.Type == zk.EventNodeDeleted, nil
-	case <-ctx.Done():
-		return false, ctx.Err()
-	case <-g.done:
-		return false, g.err
-	}
-}
-
-// errRequeue tells attempt that our node is gone and must be made anew.
+// errRequeue says that our node is gone and must be made anew.
 var errRequeue = errors.New("zklock: our node is gone")
 
 // grantOnRead grants our first node name if a read of it, made after
