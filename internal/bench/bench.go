@@ -136,6 +136,7 @@ type UncontendedFigures struct {
 	Acquire   Latency  `json:"acquire"`
 	Release   Latency  `json:"release"`
 	Requests  Requests `json:"requests"`
+	CPUMicros float64  `json:"client_cpu_us"` // this process's CPU time per cycle
 }
 
 // Contended is N sessions looping Lock→Unlock on one path.
@@ -155,6 +156,7 @@ type ContendedFigures struct {
 	AcquireWait        Latency  `json:"acquire_wait"`
 	Handoff            Latency  `json:"handoff"`
 	Requests           Requests `json:"requests"`
+	CPUMicros          float64  `json:"client_cpu_us"` // this process's CPU time per acquisition
 }
 
 // ManyLocks is one session with many goroutines, each looping on its own
@@ -172,6 +174,7 @@ type ManyLocksFigures struct {
 	Seconds   float64 `json:"seconds"`
 	OpsPerSec float64 `json:"ops_per_s"`
 	Cycle     Latency `json:"cycle"`
+	CPUMicros float64 `json:"client_cpu_us"` // this process's CPU time per cycle
 }
 
 // Failover is leader election handover: the leader's Session is closed and

@@ -196,7 +196,7 @@ func (b *bench) measureRecipe(ctx context.Context, scenario string, n int, d tim
 			}
 		})
 	}
-	reqs := requestsIn(ctx, cls, base.Add(from), base.Add(to))
+	reqs, _ := requestsIn(ctx, cls, base.Add(from), base.Add(to))
 	wg.Wait()
 	if firstErr != nil {
 		return nil, firstErr

@@ -121,6 +121,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 		ratioOf(u.Zklock.Release.P50Ms, u.ZkLock, func(f *UncontendedFigures) float64 { return f.Release.P50Ms }))
 	row("", "requests / cycle", reqs(u.Zklock.Requests), uz(func(f *UncontendedFigures) string { return reqs(f.Requests) }),
 		ratioOf(u.Zklock.Requests.PerCycle, u.ZkLock, func(f *UncontendedFigures) float64 { return f.Requests.PerCycle }))
+	row("", "client CPU µs / cycle", cpu(u.Zklock.CPUMicros), uz(func(f *UncontendedFigures) string { return cpu(f.CPUMicros) }),
+		ratioOf(u.Zklock.CPUMicros, u.ZkLock, func(f *UncontendedFigures) float64 { return f.CPUMicros }))
 
 	for _, c := range r.Contended {
 		cz := func(f func(*ContendedFigures) string) string {
@@ -138,6 +140,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 			ratioOf(c.Zklock.Handoff.P50Ms, c.ZkLock, func(f *ContendedFigures) float64 { return f.Handoff.P50Ms }))
 		row("", "requests / acquisition", reqs(c.Zklock.Requests), cz(func(f *ContendedFigures) string { return reqs(f.Requests) }),
 			ratioOf(c.Zklock.Requests.PerCycle, c.ZkLock, func(f *ContendedFigures) float64 { return f.Requests.PerCycle }))
+		row("", "client CPU µs / acquisition", cpu(c.Zklock.CPUMicros), cz(func(f *ContendedFigures) string { return cpu(f.CPUMicros) }),
+			ratioOf(c.Zklock.CPUMicros, c.ZkLock, func(f *ContendedFigures) float64 { return f.CPUMicros }))
 	}
 
 	m := r.ManyLocks
@@ -152,6 +156,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 		ratioOf(m.Zklock.OpsPerSec, m.ZkLock, func(f *ManyLocksFigures) float64 { return f.OpsPerSec }))
 	row("", "acquire+release", lat(m.Zklock.Cycle), mz(func(f *ManyLocksFigures) string { return lat(f.Cycle) }),
 		ratioOf(m.Zklock.Cycle.P50Ms, m.ZkLock, func(f *ManyLocksFigures) float64 { return f.Cycle.P50Ms }))
+	row("", "client CPU µs / cycle", cpu(m.Zklock.CPUMicros), mz(func(f *ManyLocksFigures) string { return cpu(f.CPUMicros) }),
+		ratioOf(m.Zklock.CPUMicros, m.ZkLock, func(f *ManyLocksFigures) float64 { return f.CPUMicros }))
 
 	if rw := r.ReadWrite; rw != nil {
 		row(fmt.Sprintf("read-write, %d sessions, %d%% reads", rw.Sessions, rw.ReadPercent), "acquisitions /s", rate(rw.AcquisitionsPerSec), "-", "-")
@@ -203,6 +209,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 }
 
 func rate(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
+
+// cpu formats microseconds of CPU time; the whole process's, so the
+// bench's own bookkeeping is in it for both implementations alike.
+func cpu(us float64) string { return strconv.FormatFloat(us, 'f', 0, 64) }
 
 func lat(l Latency) string { return fmtMs(l.P50Ms) + " / " + fmtMs(l.P99Ms) }
 

@@ -20,6 +20,7 @@ type tally struct {
 	elapsed time.Duration
 	lat     map[string]*series
 	reqs    requestCounts
+	cpu     time.Duration // this process's CPU time over the window
 }
 
 func newTally() *tally {
@@ -44,6 +45,15 @@ func (t *tally) merge(o *tally) {
 		t.series(name).merge(s)
 	}
 	t.reqs.add(o.reqs)
+	t.cpu += o.cpu
+}
+
+// cpuPerOp is the client's CPU time per operation, in microseconds.
+func (t *tally) cpuPerOp() float64 {
+	if t.ops == 0 {
+		return 0
+	}
+	return float64(t.cpu.Microseconds()) / float64(t.ops)
 }
 
 func (t *tally) perSec() float64 {
@@ -130,6 +140,7 @@ func (b *bench) uncontended(ctx context.Context, rep *Report) error {
 			Acquire:   t.summary("acquire"),
 			Release:   t.summary("release"),
 			Requests:  t.reqs.perCycle(t.ops),
+			CPUMicros: t.cpuPerOp(),
 		}
 	}
 	rep.Uncontended.Zklock = fig(ts[implZklock])
@@ -153,6 +164,7 @@ func (b *bench) measureUncontended(ctx context.Context, which impl, d time.Durat
 	warmEnd := time.Now().Add(b.warmup)
 	var start, end, last time.Time
 	var before requestCounts
+	var cpu0 time.Duration
 	measuring := false
 	for {
 		if err := ctx.Err(); err != nil {
@@ -164,6 +176,7 @@ func (b *bench) measureUncontended(ctx context.Context, which impl, d time.Durat
 			// covers whole cycles only.
 			measuring, start, end = true, t0, t0.Add(d)
 			before = cl.requests()
+			cpu0 = processCPU()
 		}
 		if measuring && !t0.Before(end) {
 			break
@@ -185,6 +198,7 @@ func (b *bench) measureUncontended(ctx context.Context, which impl, d time.Durat
 	}
 	t.elapsed = last.Sub(start)
 	t.reqs = cl.requests().sub(before)
+	t.cpu = processCPU() - cpu0
 	return t, nil
 }
 
@@ -205,6 +219,7 @@ func (b *bench) contended(ctx context.Context, rep *Report) error {
 				AcquireWait:        t.summary("wait"),
 				Handoff:            t.summary("handoff"),
 				Requests:           t.reqs.perCycle(t.ops),
+				CPUMicros:          t.cpuPerOp(),
 			}
 		}
 		c := Contended{Sessions: n, Zklock: fig(ts[implZklock])}
@@ -289,7 +304,7 @@ func (b *bench) measureContended(ctx context.Context, which impl, n int, d time.
 			}
 		})
 	}
-	reqs := requestsIn(ctx, cls, base.Add(from), base.Add(to))
+	reqs, cpu := requestsIn(ctx, cls, base.Add(from), base.Add(to))
 	wg.Wait()
 	if firstErr != nil {
 		return nil, firstErr
@@ -299,22 +314,23 @@ func (b *bench) measureContended(ctx context.Context, which impl, n int, d time.
 	}
 	t.ops = int(acquired.Load())
 	t.elapsed = d
-	t.reqs = reqs
+	t.reqs, t.cpu = reqs, cpu
 	return t, nil
 }
 
-// requestsIn counts the requests cls send between from and to, read at the
-// window's edges: the cycles in flight there are a rounding error over
-// thousands of cycles. Zero if ctx ends first.
-func requestsIn(ctx context.Context, cls []client, from, to time.Time) requestCounts {
+// requestsIn counts the requests cls send between from and to, and this
+// process's CPU time meanwhile, read at the window's edges: the cycles in
+// flight there are a rounding error over thousands of cycles. Zero if ctx
+// ends first.
+func requestsIn(ctx context.Context, cls []client, from, to time.Time) (requestCounts, time.Duration) {
 	if !sleepCtx(ctx, time.Until(from)) {
-		return requestCounts{}
+		return requestCounts{}, 0
 	}
-	before := sumRequests(cls)
+	before, cpu0 := sumRequests(cls), processCPU()
 	if !sleepCtx(ctx, time.Until(to)) {
-		return requestCounts{}
+		return requestCounts{}, 0
 	}
-	return sumRequests(cls).sub(before)
+	return sumRequests(cls).sub(before), processCPU() - cpu0
 }
 
 // sleepCtx sleeps for d; false if ctx ended first.
@@ -341,6 +357,7 @@ func (b *bench) manyLocks(ctx context.Context, rep *Report) error {
 			Seconds:   t.elapsed.Seconds(),
 			OpsPerSec: t.perSec(),
 			Cycle:     t.summary("cycle"),
+			CPUMicros: t.cpuPerOp(),
 		}
 	}
 	rep.ManyLocks = ManyLocks{Goroutines: manyLockGoroutines, Zklock: fig(ts[implZklock])}
@@ -396,6 +413,7 @@ func (b *bench) measureManyLocks(ctx context.Context, which impl, d time.Duratio
 			}
 		})
 	}
+	_, t.cpu = requestsIn(ctx, []client{cl}, base.Add(from), base.Add(to))
 	wg.Wait()
 	if firstErr != nil {
 		return nil, firstErr
