@@ -65,7 +65,13 @@
 // The node names are Curator's protected form: after a lost connection the
 // creator finds its node again by the UUID, and accepts it only if its own
 // ZooKeeper session owns it. Before granting, Lock confirms the node exists
-// in the current session. Every node a Mutex creates is deleted when it is
+// in the current session and is first, by a read made after whatever made
+// it first: a notification that the node ahead went does not prove the
+// waiter's own node survived the same transaction (a recursive delete). A
+// holder learns of its node's deletion from a watch on the node, or, while
+// no one queues behind it, from the watch on the path's children that its
+// listing set, which it exchanges for one on the node when the children
+// change. Every node a Mutex creates is deleted when it is
 // no longer wanted — after a cancelled Lock, a failed TryLock or an Unlock —
 // by the Session's cleaner if the connection is down, so a waiter never
 // stays behind to block others.

@@ -270,11 +270,11 @@ func (r *recipe) release(ctx context.Context) (err error) {
 		<-h.exited
 		return errorf("%w: %w", r.k.free, h.cause())
 	}
-	// The hold has ended, so whatever the monitor sees from here on (our
-	// own delete among it) changes nothing: the delete need not wait for
-	// the monitor to stop.
-	derr := r.q.release(ctx, h.g, h.name)
+	// The hold has ended, so whatever the monitor would see from here on
+	// (our own delete among it) changes nothing: it is stopped now, and
+	// exits while the delete is under way.
 	h.stop()
+	derr := r.q.release(ctx, h.g, h.name)
 	<-h.exited
 	if derr != nil {
 		return errorf("zklock: delete %s: %w", h.key, derr)
