@@ -73,7 +73,7 @@ func TestRun(t *testing.T) {
 	for _, tg := range rep.Targets {
 		names = append(names, tg.Name)
 	}
-	assert.Equal(t, []string{"uncontended", "hand-off, 2 sessions", "waiter memory"}, names)
+	assert.Equal(t, []string{"uncontended", "contended 2", "hand-off, 2 sessions", "requests, 2 sessions", "many locks", "waiter memory"}, names)
 
 	var js bytes.Buffer
 	require.NoError(t, rep.WriteJSON(&js))

@@ -55,12 +55,19 @@ func TestTargets(t *testing.T) {
 	rep := &Report{
 		Uncontended: Uncontended{Zklock: UncontendedFigures{OpsPerSec: 1300}, ZkLock: &UncontendedFigures{OpsPerSec: 1000}},
 		Contended: []Contended{
-			{Sessions: 2, Zklock: ContendedFigures{AcquisitionsPerSec: 10, Handoff: Latency{P50Ms: 0.9}}, ZkLock: &ContendedFigures{AcquisitionsPerSec: 10}},
-			{Sessions: 8, Zklock: ContendedFigures{AcquisitionsPerSec: 1200}, ZkLock: &ContendedFigures{AcquisitionsPerSec: 1000}},
-			{Sessions: 32, Zklock: ContendedFigures{AcquisitionsPerSec: 1400}, ZkLock: &ContendedFigures{AcquisitionsPerSec: 1000}},
+			{
+				Sessions: 2,
+				Zklock:   ContendedFigures{AcquisitionsPerSec: 10, Handoff: Latency{P50Ms: 0.9}, Requests: Requests{PerCycle: 3.5}},
+				ZkLock:   &ContendedFigures{AcquisitionsPerSec: 10, Handoff: Latency{P50Ms: 1}, Requests: Requests{PerCycle: 3.4}},
+			},
+			{
+				Sessions: 8,
+				Zklock:   ContendedFigures{AcquisitionsPerSec: 1300, Handoff: Latency{P50Ms: 1}, Requests: Requests{PerCycle: 5.2}},
+				ZkLock:   &ContendedFigures{AcquisitionsPerSec: 1000, Handoff: Latency{P50Ms: 1}, Requests: Requests{PerCycle: 5}},
+			},
 		},
-		Floor:  Floor{Delete: Latency{P50Ms: 0.4}, DeleteNotify: Latency{P50Ms: 0.4}},
-		Memory: &Memory{Waiters: 10, Zklock: MemoryFigures{BytesPerWaiter: 20000}},
+		ManyLocks: ManyLocks{Zklock: ManyLocksFigures{OpsPerSec: 1000}, ZkLock: &ManyLocksFigures{OpsPerSec: 1000}},
+		Memory:    &Memory{Waiters: 10, Zklock: MemoryFigures{BytesPerWaiter: 6000}, ZkLock: &MemoryFigures{BytesPerWaiter: 5000}},
 	}
 	got := targets(rep)
 	want := []struct {
@@ -69,10 +76,14 @@ func TestTargets(t *testing.T) {
 		met      bool
 	}{
 		{"uncontended", 1.3, true},
-		{"contended 8", 1.2, false},
-		{"contended 32", 1.4, true},
-		{"hand-off, 2 sessions", 0.9 / 0.8, true},
-		{"waiter memory", 20000, false},
+		{"contended 2", 1, false},
+		{"hand-off, 2 sessions", 0.9, true},
+		{"requests, 2 sessions", 3.5, true},
+		{"contended 8", 1.3, true},
+		{"hand-off, 8 sessions", 1, false},
+		{"requests, 8 sessions", 5.2, false},
+		{"many locks", 1, false},
+		{"waiter memory", 1.2, true},
 	}
 	require.Len(t, got, len(want))
 	for i, w := range want {
@@ -81,14 +92,10 @@ func TestTargets(t *testing.T) {
 		assert.Equal(t, w.met, got[i].Met, w.name)
 	}
 
-	// Without a baseline only the goals that need none remain.
-	rep.Uncontended.ZkLock = nil
+	// Every goal is relative to zk.Lock: without a baseline none applies.
+	rep.Uncontended.ZkLock, rep.ManyLocks.ZkLock, rep.Memory.ZkLock = nil, nil, nil
 	for i := range rep.Contended {
 		rep.Contended[i].ZkLock = nil
 	}
-	var names []string
-	for _, tg := range targets(rep) {
-		names = append(names, tg.Name)
-	}
-	assert.Equal(t, []string{"hand-off, 2 sessions", "waiter memory"}, names)
+	assert.Empty(t, targets(rep))
 }
