@@ -41,10 +41,9 @@ type recipe struct {
 	path string // as given
 	perr error  // the path is invalid
 
-	mu      *sync.Mutex // guards busy, cur, held, alone, here and in sibling
+	mu      *sync.Mutex // guards busy, held, alone, here and in sibling
 	sibling *recipe     // the other side of a read-write lock, if any
 	busy    bool        // an acquisition is running
-	cur     *contender  // its contender, once it has one
 	held    *hold       // the current or latest hold; nil before the first
 	alone   bool        // the latest acquisition found no one else queued
 }
@@ -108,12 +107,11 @@ func (r *recipe) begin(ctx context.Context, data []byte, wait bool) (*contender,
 		a.end(0, err)
 		return nil, err
 	}
-	// Kept by the recipe while it runs, the contender is on the heap, not
-	// on the waiting goroutine's stack.
+	// Returned, the contender is on the heap, not on the waiting
+	// goroutine's stack.
 	c := &contender{r: r, data: data, wait: wait, tel: a}
 	r.mu.Lock()
 	c.expectAlone = r.alone
-	r.cur = c
 	r.mu.Unlock()
 	if prev != nil {
 		<-prev.exited // the previous hold's monitor is done
@@ -147,7 +145,7 @@ func (r *recipe) mark(data []byte) (*hold, error) {
 // finish ends the acquisition c and returns its outcome.
 func (r *recipe) finish(c *contender) error {
 	r.mu.Lock()
-	r.busy, r.cur = false, nil
+	r.busy = false
 	r.mu.Unlock()
 	c.tel.end(r.token(), c.err)
 	return c.err
@@ -215,7 +213,13 @@ func (r *recipe) grant(ctx context.Context, g *generation, name string, owner, c
 func (r *recipe) monitor(ctx context.Context, h *hold, watch <-chan zk.Event) {
 	defer close(h.exited)
 	defer h.unhook()
-	lost := h.lose
+	// A deletion seen past the loss deadline (the process was paused, say,
+	// and the server expired the session meanwhile) is reported as the
+	// deadline it is: check ends the hold that way first.
+	lost := func(cause error) {
+		h.check()
+		h.lose(cause)
+	}
 	self := r.q.dir + "/" + h.name
 	rewatch := watch == nil // granted without a watch: set one now
 	for {
