@@ -424,3 +424,55 @@ func TestIntegration_MutexTokensIncreaseAcrossRecreateAndLeaderChange(t *testing
 		require.NoError(t, s.Close())
 	}
 }
+
+// Locks cancelled while their create is in flight leave no node behind:
+// the cleanup of a create given up on waits for its outcome, so it never
+// searches before the create lands and leaves a node no one holds at the
+// head of the queue. Every third Lock's ctx is cancelled as the Lock
+// starts; a Lock that runs into its long deadline queued behind such a
+// node.
+func TestIntegration_CancelledLocksLeaveNoNodeBehind(t *testing.T) {
+	integration(t)
+	zc := zktesting.Shared(t)
+	root := zc.Root(t)
+	s := connect(t, zc.Servers(), zklock.WithChroot(root))
+	for _, tc := range []struct {
+		name string
+		lock func(i int) (lock func(context.Context) error, unlock func(context.Context) error)
+	}{
+		{"mutex", func(int) (func(context.Context) error, func(context.Context) error) {
+			m := zklock.NewMutex(s, "/m")
+			return m.Lock, m.Unlock
+		}},
+		{"read-write", func(i int) (func(context.Context) error, func(context.Context) error) {
+			rw := zklock.NewRWMutex(s, "/rw")
+			if i%2 == 0 {
+				return rw.RLock, rw.RUnlock
+			}
+			return rw.Lock, rw.Unlock
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var wg sync.WaitGroup
+			for i := range 10 {
+				lock, unlock := tc.lock(i)
+				wg.Go(func() {
+					for k := range 30 {
+						ctx, cancel := context.WithTimeout(context.Background(), zktesting.Timeout/4)
+						if k%3 == 0 {
+							go cancel()
+						}
+						if err := lock(ctx); err == nil {
+							assert.NoError(t, unlock(bounded(t, zktesting.Timeout)))
+						} else if !assert.NotErrorIs(t, err, context.DeadlineExceeded, "a Lock queued behind a node no one holds") {
+							cancel()
+							return
+						}
+						cancel()
+					}
+				})
+			}
+			wg.Wait()
+		})
+	}
+}

@@ -103,13 +103,13 @@ func (q *queue) enqueue(ctx context.Context, g *generation, data []byte, watchDi
 	c.full = q.dir + "/" + q.prefix(c.id)
 	err := retryAfter(ctx, g.policy, g.clk, c.try(ctx), c.try)
 	if err != nil && c.maybeCreated && !g.ended() {
-		q.dropID(g, c.id)
+		q.dropID(g, c.id, c.inflight)
 	}
 	if err != nil {
 		c.queued = queued{}
 	}
 	// Not kept while a contender waits.
-	c.id, c.full, c.data = "", "", nil
+	c.id, c.full, c.data, c.inflight = "", "", nil, nil
 	return err
 }
 
@@ -125,6 +125,8 @@ type creation struct {
 	data         []byte
 	watchDir     bool
 	maybeCreated bool // a create was sent and its outcome is not known
+	// inflight is the outcome of a create given up on while in flight.
+	inflight <-chan outcome[string]
 }
 
 // try is one attempt: look for our node if an earlier create may have
@@ -139,7 +141,7 @@ func (c *creation) try(ctx context.Context) error {
 	}
 	for range 3 { // a missing parent, or a container emptied and removed under us
 		c.maybeCreated = true
-		err := c.q.createAndList(ctx, c.g, c.full, c.data, c.watchDir, &c.queued)
+		err := c.q.createAndList(ctx, c.g, c.full, c.data, c.watchDir, &c.queued, &c.inflight)
 		switch {
 		case err == nil:
 			return nil
@@ -158,10 +160,33 @@ func (c *creation) try(ctx context.Context) error {
 }
 
 // dropID leaves the cleaner the duty to delete whatever node of g carries
-// the protected id.
-func (q *queue) dropID(g *generation, id string) {
+// the protected id. If the create was given up on in flight, the duty
+// first waits for its outcome: a search sent before the create is handled
+// would find nothing, and the node, created after it, would be left to
+// block every contender behind it.
+func (q *queue) dropID(g *generation, id string, inflight <-chan outcome[string]) {
+	var created string // the node the create made, once known
 	q.cleaner.add(duty{g: g, what: q.dir + "/" + q.prefix(id) + "*", del: func(ctx context.Context) error {
+		if inflight != nil {
+			select {
+			case o := <-inflight:
+				inflight = nil
+				created = o.v // "" if it failed: it may have landed all the same
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-g.done:
+				return nil // the session's ephemeral nodes end with it
+			}
+		}
 		_, err := call(ctx, g, func(c *zk.Conn) (none, error) {
+			if created != "" {
+				return none{}, deleteIfThere(c, created)
+			}
+			// Sync first: a server we reconnected to may not have applied
+			// the create yet, though the leader has.
+			if _, err := c.Sync(q.dir); err != nil {
+				return none{}, err
+			}
 			names, err := ownedWithID(c, q.dir, id, g.sessionID)
 			for _, n := range names {
 				if err == nil {
@@ -180,7 +205,7 @@ func (q *queue) dropID(g *generation, id string) {
 // tells of its node's deletion (a change of the children) without a request
 // of its own; a contender that finds others ahead leaves it, to fire once
 // at the queue's next change.
-func (q *queue) createAndList(ctx context.Context, g *generation, full string, data []byte, watchDir bool, out *queued) error {
+func (q *queue) createAndList(ctx context.Context, g *generation, full string, data []byte, watchDir bool, out *queued, inflight *<-chan outcome[string]) error {
 	tr := g.tap.TraceCreate(full)
 	defer g.tap.Untrace(tr)
 	createDone := make(chan struct{})
@@ -213,9 +238,24 @@ func (q *queue) createAndList(ctx context.Context, g *generation, full string, d
 	if err != nil {
 		return err
 	}
-	created, err := call(ctx, g, func(c *zk.Conn) (string, error) {
+	*inflight = nil
+	if err := ctx.Err(); err != nil {
+		close(createDone)
+		return err // nothing is sent once ctx has ended
+	}
+	res, err := start(g, func(c *zk.Conn) (string, error) {
 		return c.Create(full, data, zk.FlagEphemeral|zk.FlagSequence, q.cfg.acl)
 	})
+	var created string
+	if err == nil {
+		created, err = wait(ctx, g, res)
+		if ctx.Err() != nil && err == ctx.Err() {
+			// Given up on while in flight: the create may still land, after
+			// anything sent from here on (goroutines give no order), so
+			// whoever cleans up must wait for its outcome first.
+			*inflight = res
+		}
+	}
 	close(createDone)
 	l, lerr := wait(ctx, g, listed)
 	if err != nil {
