@@ -315,10 +315,9 @@ func TestIntegration_LockerSessionClosedWhileHeld(t *testing.T) {
 	l := zklock.NewLocker(zklock.NewMutex(s, "/lock"))
 	l.Lock()
 
-	during := make(chan any, 1)
-	go func() { during <- recovered(l.Lock) }()
+	during := recoveredAsync(l.Lock)
 	require.NoError(t, s.Close())
-	for _, ch := range []<-chan any{during, async2(func() any { return recovered(l.Lock) })} {
+	for _, ch := range []<-chan any{during, recoveredAsync(l.Lock)} {
 		v := await(t, ch, "the Lock behind the holder to panic")
 		err, ok := v.(error)
 		require.True(t, ok, "Lock panics with an error, not %T %v", v, v)
@@ -328,11 +327,11 @@ func TestIntegration_LockerSessionClosedWhileHeld(t *testing.T) {
 	assert.Empty(t, children(t, zc.Admin(t), root+"/lock"), "no node left")
 }
 
-// async2 runs f in a goroutine of its own and returns a channel that
-// receives its result.
-func async2(f func() any) <-chan any {
+// recoveredAsync runs f in a goroutine of its own and returns a channel
+// that receives the value it panicked with, nil if it did not panic.
+func recoveredAsync(f func()) <-chan any {
 	ch := make(chan any, 1)
-	go func() { ch <- f() }()
+	go func() { ch <- recovered(f) }()
 	return ch
 }
 
