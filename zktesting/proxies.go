@@ -106,10 +106,19 @@ func (ps *Proxies) Heal() {
 
 // ExpireSession expires the session of the clients behind the proxies the
 // way a partition does, with no help from the server: it blackholes the
-// proxies until reported returns, then heals them. reported must wait until
-// the client has seen its session expire, which is after the session
-// timeout, bounded by ctx (Timeout); if it returns an error, the test
-// fails. KillSession gets the same without waiting out the timeout.
+// proxies until reported returns, then heals them. reported must wait,
+// bounded by ctx (Timeout), until the session has ended; if it returns an
+// error, the test fails. KillSession gets the same without waiting out the
+// timeout.
+//
+// A client may give its session up before the server expires it: zklock's
+// Session reports the expiry (StateExpired, a hold's Done) at its safe loss
+// deadline, a third of the timeout early. A reported that waits only for
+// the client returns before the server has ended the session, and the
+// session's ephemeral nodes can outlive ExpireSession by up to the session
+// timeout, long enough for Root to find them left behind. To wait for the
+// server too, have reported also wait for one of those nodes to go
+// (Cluster.Admin and ExistsW).
 func (ps *Proxies) ExpireSession(t testing.TB, reported func(ctx context.Context) error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
