@@ -89,7 +89,10 @@ func (ps *Proxies) Cut() {
 // Blackhole makes the proxies silently drop every byte both ways, and hold
 // new connections without reaching the servers, as a network partition
 // would: the clients hear nothing until Heal, and the servers expire their
-// sessions once the session timeout passes.
+// sessions once the session timeout passes. A client closed during a
+// Blackhole cannot tell the server: its session, with its ephemeral nodes,
+// lives on until that timeout, and Root finds them left behind if the test
+// ends first. Heal before closing the clients, or wait for the nodes to go.
 func (ps *Proxies) Blackhole() {
 	for _, p := range ps.list {
 		p.Blackhole()
