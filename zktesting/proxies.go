@@ -17,6 +17,7 @@ type Proxies struct {
 
 	mu       sync.Mutex       // guards sessions
 	sessions map[int64][]byte // id -> password of every session set up through the proxies
+	killing  chan struct{}    // capacity 1: full while KillSessions runs
 }
 
 // Proxy is the TCP proxy in front of one server.
@@ -36,7 +37,7 @@ func proxyIndex(addr string) int {
 // OpenProxies starts a proxy on 127.0.0.1 in front of each of servers
 // (host:port), for a program that has no testing.TB; Close stops them.
 func OpenProxies(servers []string) (*Proxies, error) {
-	ps := &Proxies{targets: servers, sessions: make(map[int64][]byte)}
+	ps := &Proxies{targets: servers, sessions: make(map[int64][]byte), killing: make(chan struct{}, 1)}
 	for i, target := range servers {
 		p, err := faultproxy.New(target, faultproxy.WithTargetTap(ps.newSessionReader))
 		if err != nil {
