@@ -112,8 +112,9 @@
 // leadership is a hold like a Mutex's, with Done, Err, Context, Token and
 // Guard, and Resign ends it. Leader reads the current term, Observe streams
 // every change of leader, and Run campaigns again after each term, running
-// a function while leading; a term never starts before the previous term's
-// function has returned.
+// a function while leading; it starts no term before the previous term's
+// function has returned, and resigns only then, though a lost term frees
+// the election at once (see Safety).
 //
 // # Safety
 //

@@ -171,7 +171,7 @@ func (e *Election) leader(ctx context.Context, watch bool) (Term, <-chan zk.Even
 
 // term runs fn with a context that ends when leadership ends or ctx ends,
 // whichever is first. Leadership is given up only after fn has returned, so
-// the next leader never overlaps with it.
+// a leader that resigns never overlaps with the next; a lost one may.
 func (e *Election) term(ctx context.Context, fn func(context.Context) error) error {
 	lctx, cancel := context.WithCancelCause(e.Context())
 	defer cancel(nil)
@@ -278,8 +278,12 @@ func (e *Election) observe(ctx context.Context, out chan<- Term, first *Term, wa
 // campaigns again after each term, until ctx ends (Curator's LeaderSelector
 // with automatic requeueing). fn gets a context that is cancelled when
 // leadership ends or ctx ends; leadership is resigned only after fn has
-// returned, so a new term, here or elsewhere, never starts before the
-// previous fn has returned.
+// returned, so a term that Run ends (fn returned, ctx ended) never hands
+// over before fn has returned. A term lost (session expiry, the loss
+// deadline, the node deleted) frees the election whatever fn is doing, and
+// another candidate may lead before fn returns: fn must stop acting on the
+// leadership when its context ends (see the package documentation, Safety).
+// Run itself starts no new term before fn has returned.
 //
 // When fn returns nil, or returns anything after its leadership was lost,
 // Run resigns and campaigns again. When fn returns an error while still

@@ -76,8 +76,8 @@ func NewLocker(m *Mutex) *Locker {
 }
 
 // Lock blocks until the Mutex holds the lock: it never returns without it.
-// It first waits for any other goroutine holding or taking this Locker,
-// then takes the lock as Mutex.Lock does, without a deadline. What the
+// It first waits for any other goroutine holding or taking this Locker
+// (unless the Session closes: then it panics, as below), then takes the lock as Mutex.Lock does, without a deadline. What the
 // Session recovers from, Lock retries, with the Session's backoff policy
 // (WithBackoff) between attempts: lost connections, an expired ZooKeeper
 // session (the Session opens a new one), a hold lost before Lock could
@@ -104,7 +104,13 @@ func NewLocker(m *Mutex) *Locker {
 // which an operator can change while the process runs, so a retry can
 // succeed.
 func (l *Locker) Lock() {
-	l.turn <- struct{}{}
+	select {
+	case l.turn <- struct{}{}:
+	case <-l.closing:
+		// The goroutine holding the Locker may never unlock it: waiting
+		// for it would outlast the Session for a lock no longer to be had.
+		panic(errorf("lock %s: %w", l.m.r.path, ErrSessionClosed))
+	}
 	if err := l.acquire(); err != nil {
 		<-l.turn // a recovered panic leaves the Locker usable
 		panic(err)

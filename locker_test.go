@@ -303,6 +303,38 @@ func TestIntegration_LockerSessionClosedWhileWaiting(t *testing.T) {
 	require.NoError(t, holder.Unlock(bounded(t, zktesting.Timeout)))
 }
 
+// A Lock that waits for the Locker's other goroutine, not for ZooKeeper,
+// also panics when the Session closes, or is closed already: the holder may
+// never unlock, and the Lock would wait for ever for a lock it can no
+// longer get.
+func TestIntegration_LockerSessionClosedWhileHeld(t *testing.T) {
+	integration(t)
+	zc := zktesting.Shared(t)
+	root := zc.Root(t)
+	s := connect(t, zc.Servers(), zklock.WithChroot(root))
+	l := zklock.NewLocker(zklock.NewMutex(s, "/lock"))
+	l.Lock()
+
+	during := recoveredAsync(l.Lock)
+	require.NoError(t, s.Close())
+	for _, ch := range []<-chan any{during, recoveredAsync(l.Lock)} {
+		v := await(t, ch, "the Lock behind the holder to panic")
+		err, ok := v.(error)
+		require.True(t, ok, "Lock panics with an error, not %T %v", v, v)
+		assert.ErrorIs(t, err, zklock.ErrSessionClosed)
+	}
+	require.NotPanics(t, l.Unlock, "the holder's Unlock after Close")
+	assert.Empty(t, children(t, zc.Admin(t), root+"/lock"), "no node left")
+}
+
+// recoveredAsync runs f in a goroutine of its own and returns a channel
+// that receives the value it panicked with, nil if it did not panic.
+func recoveredAsync(f func()) <-chan any {
+	ch := make(chan any, 1)
+	go func() { ch <- recovered(f) }()
+	return ch
+}
+
 // signalHandler closes its channel at the first record at or above level
 // whose message contains match.
 type signalHandler struct {

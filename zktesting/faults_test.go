@@ -35,6 +35,35 @@ func TestKillSessionGoZookeeper(t *testing.T) {
 	ps.KillSession(t) // nothing left to kill
 }
 
+// KillSession from several goroutines at once kills the session once, and
+// none of them fails: the others find it gone.
+func TestKillSessionConcurrent(t *testing.T) {
+	integration(t)
+	zc := zktesting.Shared(t)
+	root := zc.Root(t)
+	ps := zc.NewProxies(t)
+	c := dial(t, ps.Addrs(), 30*time.Second)
+	_, err := c.conn.Create(root+"/e", nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll))
+	require.NoError(t, err)
+
+	const killers = 4
+	errs := make(chan error, killers)
+	for range killers {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), zktesting.Timeout)
+			defer cancel()
+			errs <- ps.KillSessions(ctx)
+		}()
+	}
+	for range killers {
+		assert.NoError(t, <-errs)
+	}
+	c.await(t, zk.StateExpired)
+	ok, _, err := zc.Admin(t).Exists(root + "/e")
+	require.NoError(t, err)
+	assert.False(t, ok, "the killed session's ephemeral node is gone")
+}
+
 func TestKillSessionZklock(t *testing.T) {
 	integration(t)
 	zc := zktesting.Shared(t)

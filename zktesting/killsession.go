@@ -119,6 +119,15 @@ func (ps *Proxies) KillSession(t testing.TB) {
 // by ctx. It returns an error if a session could not be closed; the
 // sessions closed before it stay closed.
 func (ps *Proxies) KillSessions(ctx context.Context) error {
+	// One at a time: a second kill would reopen a session the first is
+	// closing, which makes the server drop the first's connection, and its
+	// Heal would let the clients back in before the first is done.
+	select {
+	case ps.killing <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("zktesting: waiting for another KillSessions: %w", ctx.Err())
+	}
+	defer func() { <-ps.killing }()
 	ps.Blackhole()
 	defer ps.Heal()
 	ps.mu.Lock()

@@ -17,6 +17,7 @@ type Proxies struct {
 
 	mu       sync.Mutex       // guards sessions
 	sessions map[int64][]byte // id -> password of every session set up through the proxies
+	killing  chan struct{}    // capacity 1: full while KillSessions runs
 }
 
 // Proxy is the TCP proxy in front of one server.
@@ -36,7 +37,7 @@ func proxyIndex(addr string) int {
 // OpenProxies starts a proxy on 127.0.0.1 in front of each of servers
 // (host:port), for a program that has no testing.TB; Close stops them.
 func OpenProxies(servers []string) (*Proxies, error) {
-	ps := &Proxies{targets: servers, sessions: make(map[int64][]byte)}
+	ps := &Proxies{targets: servers, sessions: make(map[int64][]byte), killing: make(chan struct{}, 1)}
 	for i, target := range servers {
 		p, err := faultproxy.New(target, faultproxy.WithTargetTap(ps.newSessionReader))
 		if err != nil {
@@ -89,7 +90,10 @@ func (ps *Proxies) Cut() {
 // Blackhole makes the proxies silently drop every byte both ways, and hold
 // new connections without reaching the servers, as a network partition
 // would: the clients hear nothing until Heal, and the servers expire their
-// sessions once the session timeout passes.
+// sessions once the session timeout passes. A client closed during a
+// Blackhole cannot tell the server: its session, with its ephemeral nodes,
+// lives on until that timeout, and Root finds them left behind if the test
+// ends first. Heal before closing the clients, or wait for the nodes to go.
 func (ps *Proxies) Blackhole() {
 	for _, p := range ps.list {
 		p.Blackhole()
@@ -106,10 +110,19 @@ func (ps *Proxies) Heal() {
 
 // ExpireSession expires the session of the clients behind the proxies the
 // way a partition does, with no help from the server: it blackholes the
-// proxies until reported returns, then heals them. reported must wait until
-// the client has seen its session expire, which is after the session
-// timeout, bounded by ctx (Timeout); if it returns an error, the test
-// fails. KillSession gets the same without waiting out the timeout.
+// proxies until reported returns, then heals them. reported must wait,
+// bounded by ctx (Timeout), until the session has ended; if it returns an
+// error, the test fails. KillSession gets the same without waiting out the
+// timeout.
+//
+// A client may give its session up before the server expires it: zklock's
+// Session reports the expiry (StateExpired, a hold's Done) at its safe loss
+// deadline, a third of the timeout early. A reported that waits only for
+// the client returns before the server has ended the session, and the
+// session's ephemeral nodes can outlive ExpireSession by up to the session
+// timeout, long enough for Root to find them left behind. To wait for the
+// server too, have reported also wait for one of those nodes to go
+// (Cluster.Admin and ExistsW).
 func (ps *Proxies) ExpireSession(t testing.TB, reported func(ctx context.Context) error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
