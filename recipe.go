@@ -213,12 +213,19 @@ func (r *recipe) grant(ctx context.Context, g *generation, name string, owner, c
 func (r *recipe) monitor(ctx context.Context, h *hold, watch <-chan zk.Event) {
 	defer close(h.exited)
 	defer h.unhook()
-	// A deletion seen past the loss deadline (the process was paused, say,
-	// and the server expired the session meanwhile) is reported as the
-	// deadline it is: check ends the hold that way first.
-	lost := func(cause error) {
+	lost := h.lose
+	// deleted ends the hold for its node's deletion, unless something
+	// came first: a deletion seen past the loss deadline (the process was
+	// paused, say, and the server expired the session meanwhile) is
+	// reported as the deadline, and one seen as the session ended as that
+	// end.
+	deleted := func() {
+		if h.g.ended() {
+			lost(h.g.err)
+			return
+		}
 		h.check()
-		h.lose(cause)
+		lost(ErrNodeDeleted)
 	}
 	self := r.q.dir + "/" + h.name
 	rewatch := watch == nil // granted without a watch: set one now
@@ -230,7 +237,7 @@ func (r *recipe) monitor(ctx context.Context, h *hold, watch <-chan zk.Event) {
 			}
 			sc, err := r.q.watchSelf(ctx, h.g, h.name)
 			if err == nil && !sc.ok {
-				lost(ErrNodeDeleted)
+				deleted()
 				return
 			}
 			watch = sc.watch // nil on error: ctx or g ended, the select decides
@@ -244,7 +251,7 @@ func (r *recipe) monitor(ctx context.Context, h *hold, watch <-chan zk.Event) {
 		case ev := <-watch:
 			switch {
 			case ev.Type == zk.EventNodeDeleted && ev.Path == self:
-				lost(ErrNodeDeleted)
+				deleted()
 				return
 			case ev.Type == zk.EventNotWatching:
 				watch = nil // the session is ending; g.done follows
