@@ -419,9 +419,11 @@ func (gs *generations) markReady(g *generation) {
 	if !gs.published {
 		gs.published, gs.firstErr = true, err
 	}
+	// The state first: Connect returns once ready is closed, and a
+	// Subscribe right after it must find the session connected.
+	gs.states.transition(g.change(StateConnected, errors.Join(err, zerr)))
 	close(gs.ready)
 	gs.mu.Unlock()
-	gs.states.transition(g.change(StateConnected, errors.Join(err, zerr)))
 }
 
 // probe sends a sync every lease.Interval, without waiting for answers,
