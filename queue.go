@@ -62,6 +62,13 @@ func (q *queue) checkCreate(data []byte) error {
 	return checkSize(createSize(q.dir+"/"+name, data, q.cfg.acl), q.cfg.maxBuf)
 }
 
+// listing is a directory's children as read, and the watch on them the
+// read set, if it set one.
+type listing struct {
+	kids  []string
+	watch <-chan zk.Event
+}
+
 // queued is a node enqueue created, and, when the create went through at
 // the first try, what the listing pipelined behind it saw.
 type queued struct {
@@ -141,7 +148,7 @@ func (c *creation) try(ctx context.Context) error {
 	}
 	for range 3 { // a missing parent, or a container emptied and removed under us
 		c.maybeCreated = true
-		err := c.q.createAndList(ctx, c.g, c.full, c.data, c.watchDir, &c.queued, &c.inflight)
+		err := c.createAndList(ctx)
 		switch {
 		case err == nil:
 			return nil
@@ -205,15 +212,13 @@ func (q *queue) dropID(g *generation, id string, inflight <-chan outcome[string]
 // tells of its node's deletion (a change of the children) without a request
 // of its own; a contender that finds others ahead leaves it, to fire once
 // at the queue's next change.
-func (q *queue) createAndList(ctx context.Context, g *generation, full string, data []byte, watchDir bool, out *queued, inflight *<-chan outcome[string]) error {
+func (c *creation) createAndList(ctx context.Context) error {
+	// Copies: the requests may outlive this call, and the creation with it.
+	q, g, full, data, watchDir := c.q, c.g, c.full, c.data, c.watchDir
 	tr := g.tap.TraceCreate(full)
 	defer g.tap.Untrace(tr)
 	createDone := make(chan struct{})
-	type listing struct {
-		kids  []string
-		watch <-chan zk.Event
-	}
-	listed, err := start(g, func(c *zk.Conn) (l listing, err error) {
+	listed, err := start(g, func(conn *zk.Conn) (l listing, err error) {
 		// The listing is sent once the create's bytes are written, so the
 		// server handles it after the create; if the create was not sent,
 		// neither is the listing.
@@ -229,22 +234,22 @@ func (q *queue) createAndList(ctx context.Context, g *generation, full string, d
 			}
 		}
 		if watchDir {
-			l.kids, _, l.watch, err = c.ChildrenW(q.dir)
+			l.kids, _, l.watch, err = conn.ChildrenW(q.dir)
 		} else {
-			l.kids, _, err = c.Children(q.dir)
+			l.kids, _, err = conn.Children(q.dir)
 		}
 		return l, err
 	})
 	if err != nil {
 		return err
 	}
-	*inflight = nil
+	c.inflight = nil
 	if err := ctx.Err(); err != nil {
 		close(createDone)
 		return err // nothing is sent once ctx has ended
 	}
-	res, err := start(g, func(c *zk.Conn) (string, error) {
-		return c.Create(full, data, zk.FlagEphemeral|zk.FlagSequence, q.cfg.acl)
+	res, err := start(g, func(conn *zk.Conn) (string, error) {
+		return conn.Create(full, data, zk.FlagEphemeral|zk.FlagSequence, q.cfg.acl)
 	})
 	var created string
 	if err == nil {
@@ -253,7 +258,7 @@ func (q *queue) createAndList(ctx context.Context, g *generation, full string, d
 			// Given up on while in flight: the create may still land, after
 			// anything sent from here on (goroutines give no order), so
 			// whoever cleans up must wait for its outcome first.
-			*inflight = res
+			c.inflight = res
 		}
 	}
 	close(createDone)
@@ -262,9 +267,9 @@ func (q *queue) createAndList(ctx context.Context, g *generation, full string, d
 		return err
 	}
 	// A copy: the name alone, not the whole path, is kept while waiting.
-	*out = queued{name: strings.Clone(path.Base(created))}
+	c.queued = queued{name: strings.Clone(path.Base(created))}
 	if czxid, ok := g.tap.Zxid(tr); ok && lerr == nil {
-		out.kids, out.czxid, out.watch, out.behindCreate = l.kids, czxid, l.watch, true
+		c.kids, c.czxid, c.watch, c.behindCreate = l.kids, czxid, l.watch, true
 	}
 	return nil
 }
@@ -352,10 +357,6 @@ func (q *queue) ensureDir(ctx context.Context, g *generation) error {
 // blocked it when the server read the children. The watch then becomes the
 // hold's, as in createAndList; a contender still behind others leaves it.
 func (q *queue) list(ctx context.Context, g *generation) ([]string, <-chan zk.Event, error) {
-	type listing struct {
-		kids  []string
-		watch <-chan zk.Event
-	}
 	l, err := doOn(ctx, g, func(c *zk.Conn) (listing, error) {
 		kids, _, w, err := c.ChildrenW(q.dir)
 		return listing{kids, w}, err
@@ -382,18 +383,11 @@ func (q *queue) watchNode(ctx context.Context, g *generation, name string) (<-ch
 // watchChildren lists the contenders and sets a watch that fires when
 // the children change. A directory that is gone is an empty listing.
 func (q *queue) watchChildren(ctx context.Context, g *generation) ([]string, <-chan zk.Event, error) {
-	type watched struct {
-		kids  []string
-		watch <-chan zk.Event
+	kids, watch, err := q.list(ctx, g)
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil, nil, nil
 	}
-	w, err := doOn(ctx, g, func(c *zk.Conn) (watched, error) {
-		kids, _, w, err := c.ChildrenW(q.dir)
-		if errors.Is(err, zk.ErrNoNode) {
-			return watched{}, nil
-		}
-		return watched{kids, w}, err
-	})
-	return w.kids, w.watch, err
+	return kids, watch, err
 }
 
 // setData writes our node's data if its version is still version, on
@@ -435,10 +429,6 @@ type front struct {
 // exist); when the first contender goes while it is read, it returns
 // errRelist and the watch, which fires for that change.
 func (q *queue) head(ctx context.Context, watch bool) (front, <-chan zk.Event, error) {
-	type listing struct {
-		kids  []string
-		watch <-chan zk.Event
-	}
 	type dataStat struct {
 		data []byte
 		st   *zk.Stat
